@@ -1,0 +1,2 @@
+use crate::cmd::CmdSpec;
+pub static COMMANDS: &[CmdSpec] = &[];

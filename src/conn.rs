@@ -1,0 +1,144 @@
+//! One client connection: buffers, pipeline reply ordering and the
+//! per-client state commands read and change (db, protocol, name, auth).
+
+use std::collections::VecDeque;
+
+/// A reply slot for pipeline order when a command ran on another shard.
+pub enum Pending {
+    Ready(Vec<u8>),
+    Wait(u64),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// Skipping the current command's reply (was SkipNext).
+    Skip,
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub fd: i32,
+    /// Slot generation, to ignore stale completions after reuse.
+    pub gen: u32,
+    pub addr: String,
+    pub laddr: String,
+    /// Unparsed input (the tail of a partial request).
+    pub rbuf: Vec<u8>,
+    /// Buffered length needed before parsing again (0 = unknown).
+    pub need: usize,
+    /// Replies not yet handed to the kernel.
+    pub wbuf: Vec<u8>,
+    /// Reply slots waiting for other shards, in pipeline order.
+    pub pending: VecDeque<Pending>,
+    pub next_seq: u64,
+    pub db: usize,
+    pub resp3: bool,
+    pub name: Option<Vec<u8>>,
+    pub authed: bool,
+    pub user: String,
+    pub lib_name: Option<Vec<u8>>,
+    pub lib_ver: Option<Vec<u8>>,
+    pub created_ms: u64,
+    pub last_ms: u64,
+    pub last_cmd: &'static str,
+    pub reply_mode: ReplyMode,
+    pub no_evict: bool,
+    /// Close once the output is flushed (QUIT, protocol error, KILL).
+    pub close_after_reply: bool,
+    /// Close now, dropping output.
+    pub kill: bool,
+    /// In the shard's list of connections with output to flush.
+    pub in_dirty: bool,
+    // I/O backend state.
+    pub sending: Vec<u8>,
+    pub send_off: usize,
+    pub send_inflight: bool,
+    pub recv_armed: bool,
+    pub inflight_ops: u32,
+    pub closed: bool,
+    pub want_write: bool,
+    /// Bytes received in total (for CLIENT LIST tot-net-in).
+    pub net_in: u64,
+    pub net_out: u64,
+    pub cmds: u64,
+}
+
+impl Conn {
+    pub fn new(id: u64, fd: i32, gen: u32, addr: String, laddr: String, authed: bool) -> Conn {
+        let now = crate::util::now_ms();
+        Conn {
+            id,
+            fd,
+            gen,
+            addr,
+            laddr,
+            rbuf: Vec::new(),
+            need: 0,
+            wbuf: Vec::with_capacity(1024),
+            pending: VecDeque::new(),
+            next_seq: 0,
+            db: 0,
+            resp3: false,
+            name: None,
+            authed,
+            user: "default".into(),
+            lib_name: None,
+            lib_ver: None,
+            created_ms: now,
+            last_ms: now,
+            last_cmd: "NULL",
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            close_after_reply: false,
+            kill: false,
+            in_dirty: false,
+            sending: Vec::new(),
+            send_off: 0,
+            send_inflight: false,
+            recv_armed: false,
+            inflight_ops: 0,
+            closed: false,
+            want_write: false,
+            net_in: 0,
+            net_out: 0,
+            cmds: 0,
+        }
+    }
+
+    /// The CLIENT LIST / CLIENT INFO line for this client.
+    pub fn info_line(&self, now_ms: u64) -> String {
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let flags = if self.close_after_reply { "c" } else { "N" };
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            name,
+            now_ms.saturating_sub(self.created_ms) / 1000,
+            now_ms.saturating_sub(self.last_ms) / 1000,
+            flags,
+            self.db,
+            self.rbuf.len(),
+            self.rbuf.capacity() - self.rbuf.len(),
+            self.rbuf.capacity(),
+            self.pending.len(),
+            self.wbuf.len() + self.sending.len(),
+            self.rbuf.capacity() + self.wbuf.capacity() + self.sending.capacity(),
+            self.last_cmd,
+            self.user,
+            if self.resp3 { 3 } else { 2 },
+            self.lib_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+            self.lib_ver.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+        )
+    }
+}

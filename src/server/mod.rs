@@ -1,0 +1,413 @@
+//! Start-up and shutdown: listening sockets, shard threads pinned to their
+//! CPUs, signal handling, and the state every shard can read (`Global`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::config::{Config, IoKind};
+use crate::shard::mesh::{self, Waker};
+use crate::shard::{Shard, ShardCfg};
+
+/// State shared by all shards. Nothing here guards keyspace data; it holds
+/// configuration, counters and the cross-shard transaction token.
+pub struct Global {
+    pub nshards: usize,
+    pub config: RwLock<Config>,
+    pub config_epoch: AtomicU64,
+    /// Held by the one shard coordinating a multi-shard transaction.
+    pub tx_token: AtomicBool,
+    pub next_client_id: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    pub wakers: Vec<Waker>,
+    pub shutdown: AtomicBool,
+    /// CLIENT PAUSE deadline (Unix ms) and whether it pauses only writes.
+    pub pause_until: AtomicU64,
+    pub pause_writes_only: AtomicBool,
+    pub start_ms: u64,
+    pub run_id: String,
+    pub io: IoKind,
+    pub cpus: Vec<Option<usize>>,
+    pub port: u16,
+    pub config_file: Option<String>,
+    /// Stats reset time for INFO/CONFIG RESETSTAT bookkeeping.
+    pub stat_reset: AtomicU64,
+}
+
+impl Global {
+    pub fn shard_cfg(&self) -> ShardCfg {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        let pass = c.get("requirepass");
+        ShardCfg {
+            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
+            maxclients: c.get_i64("maxclients") as usize,
+            timeout_s: c.get_i64("timeout") as u64,
+            proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
+            client_query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
+            databases: c.get_i64("databases") as usize,
+            hz: c.get_i64("hz").max(1) as u64,
+        }
+    }
+
+    /// Is a command (write or not) paused by CLIENT PAUSE right now?
+    #[inline]
+    pub fn is_paused(&self, is_write: bool) -> bool {
+        let until = self.pause_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if crate::util::now_ms() >= until {
+            return false;
+        }
+        is_write || !self.pause_writes_only.load(Ordering::Relaxed)
+    }
+
+    pub fn bump_config(&self) {
+        self.config_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Asks every shard to stop.
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for w in &self.wakers {
+            w.force_wake();
+        }
+    }
+}
+
+/// CPUs this process may run on (honours taskset and cgroup cpusets).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; we pass its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Why io_uring cannot be used here, if it cannot.
+pub fn uring_unavailable() -> Option<String> {
+    match io_uring::IoUring::new(8) {
+        Ok(_) => None,
+        Err(e) => {
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| s != "0");
+            let cause = match (e.raw_os_error(), disabled) {
+                (_, Some(v)) => format!("kernel.io_uring_disabled={v}"),
+                (Some(libc::ENOSYS), _) => "the kernel has no io_uring (ENOSYS)".into(),
+                (Some(libc::EPERM), _) => "io_uring_setup is forbidden (EPERM; a seccomp profile such as Docker's default?)".into(),
+                _ => format!("io_uring_setup failed: {e}"),
+            };
+            Some(cause)
+        }
+    }
+}
+
+/// Creates a listening socket with SO_REUSEPORT so each shard can own one.
+pub fn listen_socket(addr: &str, port: u16, backlog: i32) -> std::io::Result<i32> {
+    use std::net::ToSocketAddrs;
+    let host = if addr == "*" { "0.0.0.0" } else { addr };
+    let host = host.trim_start_matches('-');
+    let sa = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let sa = sa
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let s = socket2_like(&sa)?;
+    // SAFETY: standard socket calls on a descriptor we own; results checked.
+    unsafe {
+        if libc::listen(s, backlog) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(s);
+            return Err(e);
+        }
+    }
+    Ok(s)
+}
+
+fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
+    let (domain, storage, len) = sockaddr(sa);
+    // SAFETY: socket/setsockopt/bind with pointers to live locals; results checked.
+    unsafe {
+        let s = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let one: libc::c_int = 1;
+        let sz = std::mem::size_of::<libc::c_int>() as u32;
+        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as *const libc::c_void, sz);
+        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const _ as *const libc::c_void, sz);
+        if domain == libc::AF_INET6 {
+            libc::setsockopt(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one as *const _ as *const libc::c_void, sz);
+        }
+        if libc::bind(s, &storage as *const _ as *const libc::sockaddr, len) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(s);
+            return Err(e);
+        }
+        Ok(s)
+    }
+}
+
+pub fn sockaddr(sa: &std::net::SocketAddr) -> (i32, libc::sockaddr_storage, u32) {
+    // SAFETY: sockaddr_storage is plain data, large enough for either family.
+    let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match sa {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut st as *mut _ as *mut libc::sockaddr_in, sin) };
+            (libc::AF_INET, st, std::mem::size_of::<libc::sockaddr_in>() as u32)
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut st as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (libc::AF_INET6, st, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+        }
+    }
+}
+
+/// Formats a peer or local address of a socket as "ip:port".
+pub fn fd_addr(fd: i32, peer: bool) -> String {
+    // SAFETY: get{peer,sock}name write at most `len` bytes into our storage.
+    unsafe {
+        let mut st: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+        let r = if peer {
+            libc::getpeername(fd, &mut st as *mut _ as *mut libc::sockaddr, &mut len)
+        } else {
+            libc::getsockname(fd, &mut st as *mut _ as *mut libc::sockaddr, &mut len)
+        };
+        if r != 0 {
+            return "?:0".into();
+        }
+        match st.ss_family as i32 {
+            libc::AF_INET => {
+                let a = &*(&st as *const _ as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                format!("{}:{}", ip, u16::from_be(a.sin_port))
+            }
+            libc::AF_INET6 => {
+                let a = &*(&st as *const _ as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                format!("{}:{}", ip, u16::from_be(a.sin6_port))
+            }
+            _ => "?:0".into(),
+        }
+    }
+}
+
+/// Starts the server and blocks until it shuts down. Returns the exit code.
+pub fn run(cfg: Config) -> i32 {
+    let allowed = allowed_cpus();
+    let cpu_list = cfg.cpus.clone().unwrap_or_else(|| allowed.clone());
+    let nshards = cfg.shards.unwrap_or(cpu_list.len()).max(1);
+    let port = cfg.get_i64("port") as u16;
+    let binds: Vec<String> = cfg.get("bind").split_whitespace().map(String::from).collect();
+    let backlog = cfg.get_i64("tcp-backlog") as i32;
+
+    let io = match cfg.io {
+        IoKind::Uring => match uring_unavailable() {
+            None => IoKind::Uring,
+            Some(cause) => {
+                crate::log::warn(&format!(
+                    "io_uring is unavailable ({cause}); using the epoll backend instead (pass --io epoll to choose it explicitly)"
+                ));
+                IoKind::Epoll
+            }
+        },
+        IoKind::Epoll => IoKind::Epoll,
+    };
+
+    // One listening socket per shard per address (SO_REUSEPORT spreads
+    // connections over the shards).
+    let mut listeners: Vec<Vec<i32>> = vec![Vec::new(); nshards];
+    for b in &binds {
+        let optional = b.starts_with('-');
+        for (s, l) in listeners.iter_mut().enumerate() {
+            match listen_socket(b, port, backlog) {
+                Ok(fd) => l.push(fd),
+                Err(e) if optional || (b.contains(':') && binds.len() > 1 && s == 0 && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)) => {
+                    crate::log::verbose(&format!("skipping optional bind address {b}: {e}"));
+                    break;
+                }
+                Err(e) => {
+                    crate::log::warn(&format!(
+                        "Could not create server TCP listening socket {}:{}: {}",
+                        b.trim_start_matches('-'),
+                        port,
+                        e
+                    ));
+                    return 1;
+                }
+            }
+        }
+    }
+    if listeners[0].is_empty() {
+        crate::log::warn("Failed listening on any address");
+        return 1;
+    }
+
+    let cpus: Vec<Option<usize>> = (0..nshards)
+        .map(|i| cfg.pin.then(|| cpu_list[i % cpu_list.len()]))
+        .collect();
+    let wakers = match (0..nshards).map(|_| Waker::new()).collect::<Result<Vec<_>, _>>() {
+        Ok(w) => w,
+        Err(e) => {
+            crate::log::warn(&format!("eventfd: {e}"));
+            return 1;
+        }
+    };
+    let run_id: String = {
+        let mut x = crate::util::now_us() ^ (std::process::id() as u64) << 32;
+        (0..40)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from_digit((x % 16) as u32, 16).unwrap()
+            })
+            .collect()
+    };
+    let config_file = cfg.file.clone();
+    let g = Arc::new(Global {
+        nshards,
+        config: RwLock::new(cfg),
+        config_epoch: AtomicU64::new(0),
+        tx_token: AtomicBool::new(false),
+        next_client_id: AtomicU64::new(1),
+        connected_clients: AtomicUsize::new(0),
+        wakers,
+        shutdown: AtomicBool::new(false),
+        pause_until: AtomicU64::new(0),
+        pause_writes_only: AtomicBool::new(false),
+        start_ms: crate::util::now_ms(),
+        run_id,
+        io,
+        cpus: cpus.clone(),
+        port,
+        config_file,
+        stat_reset: AtomicU64::new(0),
+    });
+
+    // Signals: handled by the main thread only.
+    // SAFETY: sigset manipulation on a local set; pthread_sigmask affects
+    // this thread and is inherited by the shard threads spawned below.
+    let sigset = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        set
+    };
+
+    crate::log::notice(&format!(
+        "ringkv {} starting: pid={}, port={}, shards={}, io={}, cpus={}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        port,
+        nshards,
+        if io == IoKind::Uring { "io_uring" } else { "epoll" },
+        cpus.iter()
+            .map(|c| c.map(|c| c.to_string()).unwrap_or_else(|| "any".into()))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+
+    let meshes = Mutex::new(mesh::build(nshards).into_iter().map(Some).collect::<Vec<_>>());
+    let meshes = Arc::new(meshes);
+    let mut handles = Vec::new();
+    let failed = Arc::new(AtomicBool::new(false));
+    for (id, ls) in listeners.into_iter().enumerate() {
+        let g = g.clone();
+        let meshes = meshes.clone();
+        let cpu = cpus[id];
+        let failed = failed.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || {
+                if let Some(c) = cpu {
+                    if let Err(e) = pin_to(c) {
+                        crate::log::warn(&format!("shard {id}: could not pin to CPU {c}: {e} (continuing unpinned)"));
+                    }
+                }
+                let mesh = meshes.lock().unwrap_or_else(|e| e.into_inner())[id].take().expect("mesh");
+                let shard = Shard::new(id, g.clone(), mesh);
+                let r = match g.io {
+                    IoKind::Uring => crate::io::uring::run(shard, ls),
+                    IoKind::Epoll => crate::io::epoll::run(shard, ls),
+                };
+                if let Err(e) = r {
+                    crate::log::warn(&format!("shard {id} stopped: {e}"));
+                    failed.store(true, Ordering::SeqCst);
+                    g.request_shutdown();
+                    // SAFETY: raising a signal at our own process.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                }
+            })
+            .expect("spawn shard thread");
+        handles.push(h);
+    }
+    crate::log::notice("Ready to accept connections tcp");
+
+    // Wait for SIGINT/SIGTERM, or a SHUTDOWN command (which raises SIGTERM).
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait on the set blocked above.
+        let r = unsafe { libc::sigwait(&sigset, &mut sig) };
+        if r == 0 && (sig == libc::SIGINT || sig == libc::SIGTERM) {
+            break;
+        }
+    }
+    if !g.shutdown.load(Ordering::SeqCst) {
+        crate::log::notice("Received SIGTERM scheduling shutdown...");
+    }
+    g.request_shutdown();
+    for h in handles {
+        let _ = h.join();
+    }
+    crate::log::notice("ringkv is now ready to exit, bye bye...");
+    if failed.load(Ordering::SeqCst) {
+        1
+    } else {
+        0
+    }
+}

@@ -1,0 +1,529 @@
+//! A chained hash table with incremental rehashing, a stable SCAN cursor and
+//! random sampling: the three things the keyspace needs that an
+//! open-addressing table (hashbrown) cannot give.
+//!
+//! - Growth never stalls a shard: a resize allocates the new bucket array and
+//!   then moves one bucket per operation (plus a bounded amount per cron).
+//! - SCAN uses Redis's reverse-binary cursor over bucket indexes, so every
+//!   element present for the whole scan is returned at least once even when
+//!   the table grows or shrinks in between.
+//! - Random sampling (RANDOMKEY, active expiry, eviction) picks a random
+//!   non-empty bucket, then a random element of its chain.
+
+use std::hash::BuildHasher;
+
+pub type Key = Box<[u8]>;
+
+struct Node<V> {
+    key: Key,
+    val: V,
+    next: Option<Box<Node<V>>>,
+}
+
+struct Table<V> {
+    buckets: Vec<Option<Box<Node<V>>>>,
+    used: usize,
+}
+
+impl<V> Table<V> {
+    fn empty() -> Self {
+        Table {
+            buckets: Vec::new(),
+            used: 0,
+        }
+    }
+    fn with_size(n: usize) -> Self {
+        let mut buckets = Vec::with_capacity(n);
+        buckets.resize_with(n, || None);
+        Table { buckets, used: 0 }
+    }
+    #[inline]
+    fn mask(&self) -> u64 {
+        (self.buckets.len() as u64).wrapping_sub(1)
+    }
+}
+
+pub struct Dict<V> {
+    t: [Table<V>; 2],
+    /// Next bucket of `t[0]` to move into `t[1]`; None when not rehashing.
+    rehash_idx: Option<usize>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+const INITIAL: usize = 4;
+
+impl<V> Default for Dict<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> Dict<V> {
+    pub fn new() -> Self {
+        Dict {
+            t: [Table::empty(), Table::empty()],
+            rehash_idx: None,
+            hasher: hashbrown::DefaultHashBuilder::default(),
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.t[0].used + self.t[1].used
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total bucket slots allocated (for memory accounting).
+    pub fn bucket_count(&self) -> usize {
+        self.t[0].buckets.len() + self.t[1].buckets.len()
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    pub fn is_rehashing(&self) -> bool {
+        self.rehash_idx.is_some()
+    }
+
+    /// Moves up to `n` buckets from the old table to the new one.
+    /// Returns true while more work remains.
+    pub fn rehash_step(&mut self, n: usize) -> bool {
+        let Some(mut idx) = self.rehash_idx else {
+            return false;
+        };
+        let mut empty_visits = n * 10;
+        let mut moved = 0;
+        while moved < n && self.t[0].used > 0 {
+            while self.t[0].buckets[idx].is_none() {
+                idx += 1;
+                empty_visits -= 1;
+                if empty_visits == 0 {
+                    self.rehash_idx = Some(idx);
+                    return true;
+                }
+            }
+            let mut chain = self.t[0].buckets[idx].take();
+            let mask1 = self.t[1].mask();
+            while let Some(mut node) = chain {
+                chain = node.next.take();
+                let h = self.hasher.hash_one(&*node.key) & mask1;
+                let slot = &mut self.t[1].buckets[h as usize];
+                node.next = slot.take();
+                *slot = Some(node);
+                self.t[0].used -= 1;
+                self.t[1].used += 1;
+            }
+            idx += 1;
+            moved += 1;
+        }
+        if self.t[0].used == 0 {
+            self.t[0] = std::mem::replace(&mut self.t[1], Table::empty());
+            self.rehash_idx = None;
+            false
+        } else {
+            self.rehash_idx = Some(idx);
+            true
+        }
+    }
+
+    fn resize_to(&mut self, size: usize) {
+        if self.is_rehashing() {
+            return;
+        }
+        let size = size.max(INITIAL).next_power_of_two();
+        if size == self.t[0].buckets.len() {
+            return;
+        }
+        if self.t[0].buckets.is_empty() {
+            self.t[0] = Table::with_size(size);
+            return;
+        }
+        self.t[1] = Table::with_size(size);
+        self.rehash_idx = Some(0);
+    }
+
+    fn grow_if_needed(&mut self) {
+        if self.is_rehashing() {
+            return;
+        }
+        let size = self.t[0].buckets.len();
+        if size == 0 {
+            self.resize_to(INITIAL);
+        } else if self.t[0].used >= size {
+            self.resize_to(self.t[0].used * 2);
+        }
+    }
+
+    /// Starts shrinking when the table is under 10% full (called by cron).
+    pub fn shrink_if_needed(&mut self) {
+        if self.is_rehashing() {
+            return;
+        }
+        let size = self.t[0].buckets.len();
+        if size > INITIAL && self.t[0].used * 10 < size {
+            self.resize_to(self.t[0].used);
+        }
+    }
+
+    fn find(&self, key: &[u8], h: u64) -> Option<&Node<V>> {
+        for ti in 0..2 {
+            let t = &self.t[ti];
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let mut cur = t.buckets[(h & t.mask()) as usize].as_deref();
+            while let Some(n) = cur {
+                if &*n.key == key {
+                    return Some(n);
+                }
+                cur = n.next.as_deref();
+            }
+            if !self.is_rehashing() {
+                break;
+            }
+        }
+        None
+    }
+
+    fn find_mut(&mut self, key: &[u8], h: u64) -> Option<&mut Node<V>> {
+        let rehashing = self.is_rehashing();
+        for t in self.t.iter_mut() {
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let m = t.mask();
+            let mut cur = t.buckets[(h & m) as usize].as_deref_mut();
+            while let Some(n) = cur {
+                if &*n.key == key {
+                    return Some(n);
+                }
+                cur = n.next.as_deref_mut();
+            }
+            if !rehashing {
+                break;
+            }
+        }
+        None
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        self.find(key, h).map(|n| &n.val)
+    }
+
+    /// Key and value, the key being the table's own copy.
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&[u8], &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        self.find(key, h).map(|n| (&*n.key, &n.val))
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        let h = self.hash(key);
+        self.find_mut(key, h).map(|n| &mut n.val)
+    }
+
+    #[inline]
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: &[u8], val: V) -> Option<V> {
+        let h = self.hash(key);
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        if let Some(n) = self.find_mut(key, h) {
+            return Some(std::mem::replace(&mut n.val, val));
+        }
+        self.insert_new(key.into(), val, h);
+        None
+    }
+
+    /// Inserts a key known to be absent.
+    pub fn insert_unique(&mut self, key: Key, val: V) {
+        let h = self.hash(&key);
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        self.insert_new(key, val, h);
+    }
+
+    fn insert_new(&mut self, key: Key, val: V, h: u64) {
+        self.grow_if_needed();
+        let t = if self.is_rehashing() {
+            &mut self.t[1]
+        } else {
+            &mut self.t[0]
+        };
+        let m = t.mask();
+        let slot = &mut t.buckets[(h & m) as usize];
+        let next = slot.take();
+        *slot = Some(Box::new(Node { key, val, next }));
+        t.used += 1;
+    }
+
+    /// Removes a key, returning its stored key and value.
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        let h = self.hash(key);
+        let rehashing = self.is_rehashing();
+        for t in self.t.iter_mut() {
+            if t.buckets.is_empty() {
+                continue;
+            }
+            let idx = (h & t.mask()) as usize;
+            let mut link = &mut t.buckets[idx];
+            loop {
+                match link {
+                    None => break,
+                    Some(n) if &*n.key == key => {
+                        let mut node = link.take().unwrap();
+                        *link = node.next.take();
+                        t.used -= 1;
+                        return Some((node.key, node.val));
+                    }
+                    Some(n) => link = &mut n.next,
+                }
+            }
+            if !rehashing {
+                break;
+            }
+        }
+        None
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.remove_entry(key).map(|(_, v)| v)
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        *self = Dict {
+            t: [Table::empty(), Table::empty()],
+            rehash_idx: None,
+            hasher: std::mem::take(&mut self.hasher),
+        };
+    }
+
+    /// Calls `f` for every element in the buckets addressed by `cursor` and
+    /// returns the next cursor (0 when the scan is complete).
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let emit_bucket = |t: &Table<V>, idx: u64, f: &mut dyn FnMut(&[u8], &V)| {
+            let mut cur = t.buckets[(idx & t.mask()) as usize].as_deref();
+            while let Some(n) = cur {
+                f(&n.key, &n.val);
+                cur = n.next.as_deref();
+            }
+        };
+        let mut v = cursor;
+        if !self.is_rehashing() {
+            let t = &self.t[0];
+            let m0 = t.mask();
+            emit_bucket(t, v, &mut f);
+            v |= !m0;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+        } else {
+            // Visit the bucket in the smaller table, then every bucket of the
+            // larger table that it expands to.
+            let (small, large) = if self.t[0].buckets.len() <= self.t[1].buckets.len() {
+                (&self.t[0], &self.t[1])
+            } else {
+                (&self.t[1], &self.t[0])
+            };
+            let m0 = small.mask();
+            let m1 = large.mask();
+            emit_bucket(small, v, &mut f);
+            loop {
+                emit_bucket(large, v, &mut f);
+                v |= !m1;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v & (m0 ^ m1) == 0 {
+                    break;
+                }
+            }
+        }
+        v
+    }
+
+    /// A random element, or None when empty. `rnd` supplies randomness.
+    pub fn random(&self, mut rnd: impl FnMut() -> u64) -> Option<(&[u8], &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        // Pick a random non-empty bucket across both tables (buckets of
+        // the old table below the rehash index are empty and just retried).
+        let n0 = self.t[0].buckets.len();
+        let total = n0 + self.t[1].buckets.len();
+        let mut tries = 0usize;
+        let node = loop {
+            let i = (rnd() as usize) % total;
+            let b = if i < n0 {
+                self.t[0].buckets[i].as_deref()
+            } else {
+                self.t[1].buckets[i - n0].as_deref()
+            };
+            if let Some(n) = b {
+                break n;
+            }
+            tries += 1;
+            if tries > 10_000 {
+                // Very sparse table: take the first element.
+                return self.iter().next();
+            }
+        };
+        let mut len = 0;
+        let mut cur = Some(node);
+        while let Some(n) = cur {
+            len += 1;
+            cur = n.next.as_deref();
+        }
+        let mut pick = (rnd() as usize) % len;
+        let mut cur = node;
+        while pick > 0 {
+            cur = cur.next.as_deref().unwrap();
+            pick -= 1;
+        }
+        Some((&cur.key, &cur.val))
+    }
+
+    /// Visits every element (in bucket order).
+    pub fn scan_all(&self, mut f: impl FnMut(&[u8], &V)) {
+        for t in &self.t {
+            for b in &t.buckets {
+                let mut cur = b.as_deref();
+                while let Some(n) = cur {
+                    f(&n.key, &n.val);
+                    cur = n.next.as_deref();
+                }
+            }
+        }
+    }
+
+    /// Iterates over every element.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+        self.t.iter().flat_map(|t| {
+            t.buckets.iter().flat_map(|b| {
+                let mut cur = b.as_deref();
+                std::iter::from_fn(move || {
+                    let n = cur?;
+                    cur = n.next.as_deref();
+                    Some((&*n.key, &n.val))
+                })
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("key:{i}").into_bytes()
+    }
+
+    #[test]
+    fn insert_get_remove_through_rehash() {
+        let mut d = Dict::new();
+        for i in 0..10_000 {
+            assert!(d.insert(&key(i), i).is_none());
+        }
+        assert_eq!(d.len(), 10_000);
+        for i in 0..10_000 {
+            assert_eq!(d.get(&key(i)), Some(&i));
+        }
+        for i in (0..10_000).step_by(2) {
+            assert_eq!(d.remove(&key(i)), Some(i));
+        }
+        assert_eq!(d.len(), 5_000);
+        for _ in 0..100 {
+            d.shrink_if_needed();
+            while d.rehash_step(100) {}
+        }
+        for i in 0..10_000 {
+            assert_eq!(d.get(&key(i)).is_some(), i % 2 == 1);
+        }
+        assert_eq!(d.iter().count(), 5_000);
+    }
+
+    #[test]
+    fn scan_survives_growth() {
+        let mut d = Dict::new();
+        for i in 0..1000 {
+            d.insert(&key(i), ());
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut extra = 1000;
+        let mut rounds = 0;
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(k.to_vec());
+            });
+            // Grow the table in the middle of the scan.
+            for _ in 0..50 {
+                d.insert(&key(extra), ());
+                extra += 1;
+            }
+            rounds += 1;
+            if cursor == 0 || rounds > 100_000 {
+                break;
+            }
+        }
+        for i in 0..1000 {
+            assert!(seen.contains(&key(i)), "missed {i}");
+        }
+    }
+
+    #[test]
+    fn random_hits_every_key_eventually() {
+        let mut d = Dict::new();
+        for i in 0..20 {
+            d.insert(&key(i), i);
+        }
+        let mut x = 88172645463325252u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut seen = HashSet::new();
+        for _ in 0..2000 {
+            let (_, v) = d.random(&mut rnd).unwrap();
+            seen.insert(*v);
+        }
+        assert_eq!(seen.len(), 20);
+    }
+}

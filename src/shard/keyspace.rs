@@ -1,0 +1,384 @@
+//! The keyspace of one shard: every database's main table and expiry table.
+//! This is the only code that mutates stored data; command handlers go
+//! through its methods, so dirty counters, lazy expiry and (later) snapshot
+//! versioning and keyspace notifications live in one place.
+
+use super::dict::Dict;
+use crate::types::Value;
+
+#[derive(Default)]
+pub struct Db {
+    pub main: Dict<Value>,
+    /// Absolute expiry deadlines in Unix milliseconds, for volatile keys only.
+    pub expires: Dict<u64>,
+    /// Average TTL estimate for INFO keyspace (ms).
+    pub avg_ttl: u64,
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+pub struct KsStats {
+    pub expired_keys: u64,
+    pub expired_stale_perc: f64,
+    pub expired_time_cap_reached: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub evicted_keys: u64,
+}
+
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    /// Writes since the last save (rdb_changes_since_last_save).
+    pub dirty: u64,
+    /// The time of the command being executed (Unix ms), set per command.
+    pub now: u64,
+    pub stats: KsStats,
+    rng: u64,
+    /// Where the active expiry cycle resumes (db index).
+    expire_db_cursor: usize,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        let mut dbs = Vec::with_capacity(databases);
+        dbs.resize_with(databases, Db::default);
+        Keyspace {
+            dbs,
+            dirty: 0,
+            now: crate::util::now_ms(),
+            stats: KsStats::default(),
+            rng: 0x9E37_79B9_7F4A_7C15 ^ crate::util::now_us(),
+            expire_db_cursor: 0,
+        }
+    }
+
+    /// A fast pseudo-random number (xorshift64*).
+    pub fn rand(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Deletes `key` if its deadline has passed. Returns true if it did.
+    #[inline]
+    fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let d = &mut self.dbs[db];
+        if d.expires.is_empty() {
+            return false;
+        }
+        match d.expires.get(key) {
+            Some(&at) if at <= self.now => {
+                d.expires.remove(key);
+                d.main.remove(key);
+                self.stats.expired_keys += 1;
+                self.dirty += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Looks a key up for reading; counts keyspace hits and misses.
+    #[inline]
+    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.expire_if_needed(db, key);
+        let v = self.dbs[db].main.get(key);
+        if v.is_some() {
+            self.stats.keyspace_hits += 1;
+        } else {
+            self.stats.keyspace_misses += 1;
+        }
+        v
+    }
+
+    /// Looks a key up without touching hit/miss statistics.
+    #[inline]
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].main.get(key)
+    }
+
+    /// Looks a key up for writing. The caller must call [`Keyspace::touch_write`]
+    /// (or use a method that does) when it actually modifies the value.
+    #[inline]
+    pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].main.get_mut(key)
+    }
+
+    /// Records `n` writes.
+    #[inline]
+    pub fn touch_write(&mut self, n: u64) {
+        self.dirty += n;
+    }
+
+    #[inline]
+    pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        self.dbs[db].main.contains_key(key)
+    }
+
+    /// Stores a value, replacing any old one. The TTL is cleared unless
+    /// `keep_ttl`.
+    pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        let old = d.main.insert(key, val);
+        if old.is_some() && !keep_ttl && !d.expires.is_empty() {
+            d.expires.remove(key);
+        }
+        self.dirty += 1;
+    }
+
+    /// Stores a value with an absolute deadline (ms); a deadline in the past
+    /// deletes the key instead, as Redis does.
+    pub fn set_with_expire(&mut self, db: usize, key: &[u8], val: Value, at_ms: u64) {
+        if at_ms <= self.now {
+            self.delete(db, key);
+            self.dirty += 1;
+            return;
+        }
+        self.set(db, key, val, true);
+        self.dbs[db].expires.insert(key, at_ms);
+    }
+
+    /// Deletes a key. Returns whether it existed.
+    pub fn delete(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.expire_if_needed(db, key) {
+            return false;
+        }
+        let d = &mut self.dbs[db];
+        if d.main.remove(key).is_some() {
+            if !d.expires.is_empty() {
+                d.expires.remove(key);
+            }
+            self.dirty += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes a key with its deadline (for RENAME, MOVE and friends).
+    pub fn take(&mut self, db: usize, key: &[u8]) -> Option<(Value, Option<u64>)> {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        let v = d.main.remove(key)?;
+        let ttl = if d.expires.is_empty() {
+            None
+        } else {
+            d.expires.remove(key)
+        };
+        self.dirty += 1;
+        Some((v, ttl))
+    }
+
+    /// Inserts a value with an optional deadline, replacing any old key.
+    pub fn put(&mut self, db: usize, key: &[u8], val: Value, expire_at: Option<u64>) {
+        match expire_at {
+            Some(at) => self.set_with_expire(db, key, val, at),
+            None => self.set(db, key, val, false),
+        }
+    }
+
+    /// The deadline of a key in Unix ms, if it has one (key must exist).
+    #[inline]
+    pub fn get_expire(&self, db: usize, key: &[u8]) -> Option<u64> {
+        let d = &self.dbs[db];
+        if d.expires.is_empty() {
+            None
+        } else {
+            d.expires.get(key).copied()
+        }
+    }
+
+    /// Sets the deadline of an existing key. A deadline not in the future
+    /// deletes the key (Redis replies as if it was set and then expired).
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: u64) {
+        if at_ms <= self.now {
+            self.delete(db, key);
+        } else {
+            self.dbs[db].expires.insert(key, at_ms);
+            self.dirty += 1;
+        }
+    }
+
+    /// Removes the deadline of a key. Returns whether there was one.
+    pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
+        let r = self.dbs[db].expires.remove(key).is_some();
+        if r {
+            self.dirty += 1;
+        }
+        r
+    }
+
+    pub fn db_len(&self, db: usize) -> usize {
+        self.dbs[db].main.len()
+    }
+
+    pub fn flush_db(&mut self, db: usize) -> usize {
+        let d = &mut self.dbs[db];
+        let n = d.main.len();
+        d.main.clear();
+        d.expires.clear();
+        self.dirty += n as u64;
+        n
+    }
+
+    pub fn flush_all(&mut self) -> usize {
+        (0..self.dbs.len()).map(|i| self.flush_db(i)).sum()
+    }
+
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+        self.dirty += 1;
+    }
+
+    /// A random live key of `db`, expiring stale ones it meets.
+    pub fn random_key(&mut self, db: usize) -> Option<Vec<u8>> {
+        for _ in 0..100 {
+            let mut seed = self.rand();
+            let key = {
+                let d = &self.dbs[db];
+                let (k, _) = d.main.random(|| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed >> 11
+                })?;
+                k.to_vec()
+            };
+            if !self.expire_if_needed(db, &key) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Redis's adaptive active expiry: sample volatile keys per db, delete
+    /// the expired ones, repeat while more than 10% of a sample was stale,
+    /// within `budget_us` microseconds. Returns the number of keys expired.
+    pub fn active_expire_cycle(&mut self, budget_us: u64) -> u64 {
+        const SAMPLE: usize = 20;
+        let start = std::time::Instant::now();
+        let ndb = self.dbs.len();
+        let mut expired_total = 0;
+        self.now = crate::util::now_ms();
+        for i in 0..ndb {
+            let db = (self.expire_db_cursor + i) % ndb;
+            let mut iterations = 0u32;
+            loop {
+                let n = self.dbs[db].expires.len();
+                if n == 0 {
+                    break;
+                }
+                let mut expired = 0;
+                let sample = SAMPLE.min(n);
+                for _ in 0..sample {
+                    let mut seed = self.rand();
+                    let now = self.now;
+                    let stale = {
+                        let (k, &at) = match self.dbs[db].expires.random(|| {
+                            seed = seed
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            seed >> 11
+                        }) {
+                            Some(e) => e,
+                            None => break,
+                        };
+                        (at <= now).then(|| k.to_vec())
+                    };
+                    if let Some(k) = stale {
+                        if self.expire_if_needed(db, &k) {
+                            expired += 1;
+                        }
+                    }
+                }
+                expired_total += expired;
+                iterations += 1;
+                if iterations % 16 == 0
+                    && start.elapsed().as_micros() as u64 > budget_us
+                {
+                    self.stats.expired_time_cap_reached += 1;
+                    self.expire_db_cursor = db;
+                    return expired_total;
+                }
+                if expired * 10 <= sample as u64 {
+                    break;
+                }
+            }
+        }
+        expired_total
+    }
+
+    /// Background housekeeping: incremental rehash and shrinking, bounded.
+    pub fn cron(&mut self) {
+        for d in &mut self.dbs {
+            d.main.shrink_if_needed();
+            d.expires.shrink_if_needed();
+            if d.main.is_rehashing() {
+                d.main.rehash_step(100);
+            }
+            if d.expires.is_rehashing() {
+                d.expires.rehash_step(100);
+            }
+        }
+    }
+
+    /// Approximate bytes held by one key (MEMORY USAGE).
+    pub fn usage(&self, db: usize, key: &[u8]) -> Option<usize> {
+        let v = self.dbs[db].main.get(key)?;
+        Some(key.len() + v.heap_size() + 48)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Str;
+
+    fn s(v: &[u8]) -> Value {
+        Value::Str(Str::from_bytes(v))
+    }
+
+    #[test]
+    fn lazy_expiry_hides_and_removes() {
+        let mut ks = Keyspace::new(16);
+        ks.now = 1000;
+        ks.set_with_expire(0, b"a", s(b"1"), 1500);
+        assert!(ks.get(0, b"a").is_some());
+        ks.now = 1500;
+        assert!(ks.get(0, b"a").is_none());
+        assert_eq!(ks.db_len(0), 0);
+        assert_eq!(ks.stats.expired_keys, 1);
+    }
+
+    #[test]
+    fn set_clears_ttl_unless_kept() {
+        let mut ks = Keyspace::new(1);
+        ks.now = 10;
+        ks.set_with_expire(0, b"k", s(b"v"), 100);
+        ks.set(0, b"k", s(b"w"), true);
+        assert_eq!(ks.get_expire(0, b"k"), Some(100));
+        ks.set(0, b"k", s(b"x"), false);
+        assert_eq!(ks.get_expire(0, b"k"), None);
+    }
+
+    #[test]
+    fn active_cycle_reclaims_expired_keys() {
+        let mut ks = Keyspace::new(2);
+        let now = crate::util::now_ms();
+        ks.now = now;
+        for i in 0..1000 {
+            let k = format!("k{i}");
+            ks.set_with_expire(1, k.as_bytes(), s(b"v"), now + 1);
+        }
+        ks.set(1, b"keep", s(b"v"), false);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        for _ in 0..200 {
+            ks.active_expire_cycle(25_000);
+        }
+        assert_eq!(ks.db_len(1), 1);
+    }
+}

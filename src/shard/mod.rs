@@ -1,0 +1,761 @@
+//! A shard: one thread, pinned to one CPU, owning its connections, its part
+//! of the keyspace and its event loop. Shards share nothing mutable; they
+//! talk over the mesh of SPSC rings.
+//!
+//! Routing: a command whose keys all hash to this shard runs inline. A
+//! command whose keys all hash to one other shard hops there as an `Exec`
+//! message and its reply comes back into the connection's pipeline slot.
+//! A command whose keys span shards runs its coordinator under a
+//! transaction ([`Shard::tx`]) that holds every shard involved, so no client
+//! ever observes half of it.
+
+pub mod dict;
+pub mod keyspace;
+pub mod mesh;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bumpalo::collections::Vec as BVec;
+use bumpalo::Bump;
+
+use crate::cmd::{self, CmdSpec, Ctx, Run, SrvCtx};
+use crate::conn::{Conn, Pending, ReplyMode};
+use crate::resp::{self, Out, Parsed};
+use crate::server::Global;
+use keyspace::Keyspace;
+use mesh::{Mesh, Msg};
+
+/// Per-command counters (INFO commandstats).
+#[derive(Default, Clone, Copy)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub cmds: Vec<CmdStat>,
+    pub total_commands: u64,
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    pub net_in: u64,
+    pub net_out: u64,
+    pub loop_iterations: u64,
+    pub submissions: u64,
+    pub completions: u64,
+    pub errors: hashbrown::HashMap<String, u64>,
+    pub total_error_replies: u64,
+}
+
+/// Configuration values a shard reads on its hot path, refreshed when
+/// CONFIG SET bumps the global epoch.
+#[derive(Clone)]
+pub struct ShardCfg {
+    pub requirepass: Option<Vec<u8>>,
+    pub maxclients: usize,
+    pub timeout_s: u64,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: usize,
+    pub databases: usize,
+    pub hz: u64,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub n: usize,
+    pub g: Arc<Global>,
+    pub ks: Keyspace,
+    pub conns: Vec<Option<Box<Conn>>>,
+    free_slots: Vec<u32>,
+    next_gen: u32,
+    /// Connections with output to flush this turn.
+    pub dirty: Vec<u32>,
+    pub mesh: Mesh,
+    /// Messages received while coordinating a transaction, run after it.
+    deferred: VecDeque<(usize, Msg)>,
+    /// Replies for connections taken out of the table while they run.
+    stash: Vec<(u32, u32, u64, Vec<u8>)>,
+    /// Connections stopped by CLIENT PAUSE, resumed when it ends.
+    pub paused: Vec<u32>,
+    bump: Bump,
+    pub stats: Stats,
+    pub cfg: ShardCfg,
+    cfg_epoch: u64,
+    /// Connection indexes to close this turn.
+    pub to_close: Vec<u32>,
+}
+
+/// Where a keyed command runs.
+enum Route {
+    Local,
+    Remote(usize),
+    Multi,
+}
+
+impl Shard {
+    pub fn new(id: usize, g: Arc<Global>, mesh: Mesh) -> Shard {
+        let cfg = g.shard_cfg();
+        let n = g.nshards;
+        Shard {
+            id,
+            n,
+            ks: Keyspace::new(cfg.databases),
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            next_gen: 1,
+            dirty: Vec::new(),
+            mesh,
+            deferred: VecDeque::new(),
+            stash: Vec::new(),
+            paused: Vec::new(),
+            bump: Bump::with_capacity(64 * 1024),
+            stats: Stats {
+                cmds: vec![CmdStat::default(); cmd::table().list.len()],
+                ..Default::default()
+            },
+            cfg_epoch: g.config_epoch.load(Ordering::Acquire),
+            cfg,
+            g,
+            to_close: Vec::new(),
+        }
+    }
+
+    /// The shard that owns `key`.
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        if self.n == 1 {
+            0
+        } else {
+            crate::util::key_slot(key) as usize % self.n
+        }
+    }
+
+    /// Re-reads configuration when CONFIG SET changed it.
+    pub fn refresh_cfg(&mut self) {
+        let e = self.g.config_epoch.load(Ordering::Acquire);
+        if e != self.cfg_epoch {
+            self.cfg_epoch = e;
+            self.cfg = self.g.shard_cfg();
+        }
+    }
+
+    // ----- connections -------------------------------------------------
+
+    /// Registers a new connection; returns its slot index and generation.
+    pub fn add_conn(&mut self, fd: i32, addr: String, laddr: String) -> (u32, u32) {
+        let id = self.g.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let authed = self.cfg.requirepass.is_none();
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let conn = Box::new(Conn::new(id, fd, gen, addr, laddr, authed));
+        self.stats.total_connections += 1;
+        self.g.connected_clients.fetch_add(1, Ordering::Relaxed);
+        let idx = if let Some(i) = self.free_slots.pop() {
+            self.conns[i as usize] = Some(conn);
+            i
+        } else {
+            self.conns.push(Some(conn));
+            (self.conns.len() - 1) as u32
+        };
+        (idx, gen)
+    }
+
+    /// Frees a connection slot (the backend closed the socket and has no
+    /// operation in flight on its buffers).
+    pub fn remove_conn(&mut self, idx: u32) {
+        if let Some(slot) = self.conns.get_mut(idx as usize) {
+            if slot.take().is_some() {
+                self.free_slots.push(idx);
+                self.g.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    pub fn conn(&mut self, idx: u32) -> Option<&mut Conn> {
+        self.conns.get_mut(idx as usize)?.as_deref_mut()
+    }
+
+    pub fn mark_dirty(&mut self, idx: u32) {
+        if let Some(c) = self.conns.get_mut(idx as usize).and_then(|c| c.as_deref_mut()) {
+            if !c.in_dirty {
+                c.in_dirty = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// Feeds received bytes to a connection: parses and runs every complete
+    /// request, appending replies to its output.
+    pub fn on_input(&mut self, idx: u32, data: &[u8]) {
+        let Some(mut conn) = self.conns.get_mut(idx as usize).and_then(|c| c.take()) else {
+            return;
+        };
+        conn.net_in += data.len() as u64;
+        self.stats.net_in += data.len() as u64;
+        conn.last_ms = crate::util::now_ms();
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        let before = wbuf.len();
+        if conn.kill || conn.close_after_reply {
+            // Input after QUIT or an error is ignored.
+        } else if conn.rbuf.is_empty() && !data.is_empty() {
+            let used = self.run_requests(&mut conn, &mut wbuf, data, idx);
+            if used < data.len() {
+                conn.rbuf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            conn.rbuf.extend_from_slice(data);
+            if conn.rbuf.len() >= conn.need {
+                let rbuf = std::mem::take(&mut conn.rbuf);
+                let used = self.run_requests(&mut conn, &mut wbuf, &rbuf, idx);
+                let mut rbuf = rbuf;
+                rbuf.drain(..used);
+                conn.rbuf = rbuf;
+            }
+        }
+        if conn.rbuf.len() > self.cfg.client_query_buffer_limit {
+            crate::log::warn(&format!(
+                "closing client {}: query buffer over client-query-buffer-limit",
+                conn.addr
+            ));
+            conn.kill = true;
+        }
+        let wrote = wbuf.len() != before;
+        conn.wbuf = wbuf;
+        let close = conn.kill || conn.close_after_reply;
+        self.conns[idx as usize] = Some(conn);
+        if wrote || close {
+            self.mark_dirty(idx);
+        }
+        self.apply_stash();
+    }
+
+    /// Runs the requests in `buf`; returns the bytes consumed.
+    fn run_requests(&mut self, conn: &mut Conn, wbuf: &mut Vec<u8>, buf: &[u8], idx: u32) -> usize {
+        let mut bump = std::mem::take(&mut self.bump);
+        let lim = resp::Limits {
+            max_bulk: self.cfg.proto_max_bulk_len,
+            authenticated: conn.authed,
+        };
+        let mut pos = 0;
+        conn.need = 0;
+        {
+            let mut args: BVec<&[u8]> = BVec::new_in(&bump);
+            while pos < buf.len() {
+                if conn.kill || conn.close_after_reply {
+                    pos = buf.len();
+                    break;
+                }
+                args.clear();
+                match resp::parse(&buf[pos..], &bump, &mut args, lim) {
+                    Ok(Parsed::Done { consumed }) => {
+                        if args.is_empty() {
+                            pos += consumed;
+                            continue;
+                        }
+                        if !self.dispatch(conn, wbuf, &args, idx) {
+                            // Paused: leave this request unconsumed.
+                            break;
+                        }
+                        pos += consumed;
+                    }
+                    Ok(Parsed::More { need }) => {
+                        conn.need = need.saturating_sub(0);
+                        break;
+                    }
+                    Err(e) => {
+                        let mut out = Out::new(wbuf, conn.resp3);
+                        out.err(&e);
+                        crate::log::verbose(&format!("protocol error from {}: {}", conn.addr, e));
+                        conn.close_after_reply = true;
+                        pos = buf.len();
+                        break;
+                    }
+                }
+            }
+        }
+        bump.reset();
+        self.bump = bump;
+        pos
+    }
+
+    /// Runs one request. Returns false when the client is paused and the
+    /// request must stay unconsumed.
+    fn dispatch(&mut self, conn: &mut Conn, wbuf: &mut Vec<u8>, args: &[&[u8]], idx: u32) -> bool {
+        let t = cmd::table();
+        let start = Instant::now();
+        self.stats.total_commands += 1;
+        conn.cmds += 1;
+        // Reply routing: straight into the output buffer unless an earlier
+        // command's reply is still out on another shard.
+        let direct = conn.pending.is_empty();
+        if conn.reply_mode == ReplyMode::SkipNext {
+            conn.reply_mode = ReplyMode::Skip;
+        }
+        let mut scratch = Vec::new();
+        let mut discard = Vec::new();
+        let skip = conn.reply_mode != ReplyMode::On;
+        let out_buf: &mut Vec<u8> = if skip {
+            &mut discard
+        } else if direct {
+            wbuf
+        } else {
+            &mut scratch
+        };
+        let mut out = Out::new(out_buf, conn.resp3);
+
+        let Some((ci, spec)) = t.get(args[0]) else {
+            out.err(&cmd::unknown_command(args));
+            self.count_error("ERR");
+            self.finish_reply(conn, direct, skip, scratch);
+            return true;
+        };
+        conn.last_cmd = spec.name;
+        if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
+            out.error("NOAUTH Authentication required.");
+            self.stats.cmds[ci as usize].rejected += 1;
+            self.count_error("NOAUTH");
+            self.finish_reply(conn, direct, skip, scratch);
+            return true;
+        }
+        if !spec.arity_ok(args.len()) {
+            out.wrong_arity(spec.name);
+            self.stats.cmds[ci as usize].rejected += 1;
+            self.count_error("ERR");
+            self.finish_reply(conn, direct, skip, scratch);
+            return true;
+        }
+        if self.g.is_paused(spec.flags & cmd::WRITE != 0) {
+            if !self.paused.contains(&idx) {
+                self.paused.push(idx);
+            }
+            return false;
+        }
+        let err_before = out.buf.len();
+        match spec.run {
+            Run::Srv(f) => {
+                let mut ctx = SrvCtx {
+                    sh: self,
+                    conn,
+                    out,
+                };
+                f(&mut ctx, args);
+            }
+            Run::Key(f) | Run::KeyMulti(f, _) => match self.route(spec, args) {
+                Route::Local => {
+                    self.ks.now = crate::util::now_ms();
+                    let mut ctx = Ctx {
+                        ks: &mut self.ks,
+                        db: conn.db,
+                        out,
+                    };
+                    f(&mut ctx, args);
+                }
+                Route::Remote(to) => {
+                    drop(out);
+                    self.send_exec(conn, idx, to, f, args, skip);
+                    self.stats.cmds[ci as usize].calls += 1;
+                    if !direct && !skip {
+                        conn.pending.push_back(Pending::Ready(std::mem::take(&mut scratch)));
+                    }
+                    return true;
+                }
+                Route::Multi => {
+                    let Run::KeyMulti(_, m) = spec.run else {
+                        out.error("CROSSSLOT Keys in request don't hash to the same slot");
+                        self.finish_reply(conn, direct, skip, scratch);
+                        return true;
+                    };
+                    let mut ctx = SrvCtx {
+                        sh: self,
+                        conn,
+                        out,
+                    };
+                    m(&mut ctx, args);
+                }
+            },
+        }
+        let st = &mut self.stats.cmds[ci as usize];
+        st.calls += 1;
+        st.usec += start.elapsed().as_micros() as u64;
+        // An error reply counts as a failed call.
+        let buf: &[u8] = if skip {
+            &discard
+        } else if direct {
+            wbuf
+        } else {
+            &scratch
+        };
+        if buf.len() > err_before && buf[err_before] == b'-' {
+            self.stats.cmds[ci as usize].failed += 1;
+            let code = buf[err_before + 1..]
+                .split(|&c| c == b' ' || c == b'\r')
+                .next()
+                .unwrap_or(b"ERR");
+            let code = String::from_utf8_lossy(code).into_owned();
+            self.count_error(&code);
+        }
+        if conn.reply_mode == ReplyMode::Skip {
+            conn.reply_mode = ReplyMode::On;
+        }
+        self.finish_reply(conn, direct, skip, scratch);
+        true
+    }
+
+    fn count_error(&mut self, code: &str) {
+        self.stats.total_error_replies += 1;
+        *self.stats.errors.entry_ref(code).or_insert(0) += 1;
+    }
+
+    fn finish_reply(&mut self, conn: &mut Conn, direct: bool, skip: bool, scratch: Vec<u8>) {
+        if conn.reply_mode == ReplyMode::Skip && skip {
+            conn.reply_mode = ReplyMode::On;
+        }
+        if !direct && !skip {
+            conn.pending.push_back(Pending::Ready(scratch));
+        }
+    }
+
+    fn route(&self, spec: &CmdSpec, args: &[&[u8]]) -> Route {
+        if self.n == 1 {
+            return Route::Local;
+        }
+        let mut target = None;
+        for p in spec.key_positions(args) {
+            let s = self.shard_of(args[p]);
+            match target {
+                None => target = Some(s),
+                Some(t) if t != s => return Route::Multi,
+                _ => {}
+            }
+        }
+        match target {
+            None => Route::Local,
+            Some(t) if t == self.id => Route::Local,
+            Some(t) => Route::Remote(t),
+        }
+    }
+
+    fn send_exec(&mut self, conn: &mut Conn, idx: u32, to: usize, f: cmd::KeyFn, args: &[&[u8]], skip: bool) {
+        let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        let db = conn.db;
+        let resp3 = conn.resp3;
+        let seq = conn.next_seq;
+        conn.next_seq += 1;
+        if !skip {
+            conn.pending.push_back(Pending::Wait(seq));
+        }
+        let job: mesh::Job = Box::new(move |sh: &mut Shard| {
+            let refs: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+            let mut buf = Vec::new();
+            sh.ks.now = crate::util::now_ms();
+            let mut ctx = Ctx {
+                ks: &mut sh.ks,
+                db,
+                out: Out::new(&mut buf, resp3),
+            };
+            f(&mut ctx, &refs);
+            if skip {
+                buf.clear();
+            }
+            buf
+        });
+        self.mesh.send(
+            to,
+            Msg::Exec {
+                conn: idx,
+                gen: conn.gen,
+                seq: if skip { u64::MAX } else { seq },
+                job,
+            },
+        );
+    }
+
+    // ----- messages ----------------------------------------------------
+
+    /// Handles every message waiting in the inbound rings.
+    pub fn drain_inbox(&mut self) {
+        while let Some((from, m)) = self.deferred.pop_front() {
+            self.handle_msg(from, m);
+        }
+        for from in 0..self.n {
+            if from == self.id {
+                continue;
+            }
+            // Bounded per turn so one busy peer cannot starve the loop.
+            for _ in 0..4096 {
+                let Some(m) = self.mesh.try_recv(from) else {
+                    break;
+                };
+                self.handle_msg(from, m);
+            }
+        }
+        self.mesh.flush_overflow();
+    }
+
+    fn handle_msg(&mut self, from: usize, m: Msg) {
+        match m {
+            Msg::Exec {
+                conn,
+                gen,
+                seq,
+                job,
+            } => {
+                let data = job(self);
+                if seq != u64::MAX {
+                    self.mesh.send(
+                        from,
+                        Msg::Reply {
+                            conn,
+                            gen,
+                            seq,
+                            data,
+                        },
+                    );
+                }
+            }
+            Msg::Reply {
+                conn,
+                gen,
+                seq,
+                data,
+            } => self.on_reply(conn, gen, seq, data),
+            Msg::Hold => self.held(from),
+            Msg::Run(f) => f(self),
+            Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::Release => {
+                crate::log::warn("unexpected transaction message outside a transaction");
+            }
+        }
+    }
+
+    fn on_reply(&mut self, idx: u32, gen: u32, seq: u64, data: Vec<u8>) {
+        match self.conns.get_mut(idx as usize) {
+            Some(Some(c)) if c.gen == gen => {
+                for p in c.pending.iter_mut() {
+                    if matches!(p, Pending::Wait(s) if *s == seq) {
+                        *p = Pending::Ready(data);
+                        break;
+                    }
+                }
+                let mut wrote = false;
+                while let Some(Pending::Ready(_)) = c.pending.front() {
+                    if let Some(Pending::Ready(d)) = c.pending.pop_front() {
+                        c.wbuf.extend_from_slice(&d);
+                        wrote = true;
+                    }
+                }
+                if wrote {
+                    self.mark_dirty(idx);
+                }
+            }
+            Some(None) => self.stash.push((idx, gen, seq, data)),
+            _ => {}
+        }
+    }
+
+    fn apply_stash(&mut self) {
+        if self.stash.is_empty() {
+            return;
+        }
+        for (idx, gen, seq, data) in std::mem::take(&mut self.stash) {
+            self.on_reply(idx, gen, seq, data);
+        }
+    }
+
+    /// Serves a coordinator that holds this shard: only its transaction
+    /// operations run until it releases us.
+    fn held(&mut self, from: usize) {
+        self.mesh.send(from, Msg::HoldAck);
+        self.g.wakers[from].wake();
+        let mut spins = 0u32;
+        loop {
+            self.mesh.flush_overflow();
+            match self.mesh.try_recv(from) {
+                Some(Msg::TxOp(f)) => {
+                    let r = f(self);
+                    self.mesh.send(from, Msg::TxReply(r));
+                    self.g.wakers[from].wake();
+                    spins = 0;
+                }
+                Some(Msg::Release) => return,
+                Some(other) => self.handle_msg(from, other),
+                None => backoff(&mut spins),
+            }
+        }
+    }
+
+    /// Waits for the next transaction message from `from`, deferring
+    /// anything else it sends.
+    fn wait_tx_msg(&mut self, from: usize) -> Msg {
+        let mut spins = 0u32;
+        loop {
+            self.mesh.flush_overflow();
+            self.mesh.wake_targets(&self.g.wakers);
+            match self.mesh.try_recv(from) {
+                Some(m @ (Msg::HoldAck | Msg::TxReply(_))) => return m,
+                Some(Msg::Reply {
+                    conn,
+                    gen,
+                    seq,
+                    data,
+                }) => self.on_reply(conn, gen, seq, data),
+                Some(other) => self.deferred.push_back((from, other)),
+                None => backoff(&mut spins),
+            }
+        }
+    }
+
+    /// Runs `body` with every shard in `shards` held: between the start and
+    /// the end of `body` those shards execute nothing else, so the whole of
+    /// `body` is atomic with respect to every other client.
+    ///
+    /// One transaction runs at a time in the process (a global token); a
+    /// shard waiting for the token keeps serving its peers, including their
+    /// transactions, so there is no deadlock.
+    pub fn tx<R>(&mut self, shards: &[usize], body: impl FnOnce(&mut Tx) -> R) -> R {
+        let mut others: Vec<usize> = shards.iter().copied().filter(|&s| s != self.id).collect();
+        others.sort_unstable();
+        others.dedup();
+        if others.is_empty() {
+            return body(&mut Tx { sh: self });
+        }
+        let mut spins = 0u32;
+        while self
+            .g
+            .tx_token
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // Serve peers (and their transactions) while we wait.
+            for from in 0..self.n {
+                if from != self.id {
+                    if let Some(m) = self.mesh.try_recv(from) {
+                        self.handle_msg(from, m);
+                        spins = 0;
+                    }
+                }
+            }
+            self.mesh.flush_overflow();
+            self.mesh.wake_targets(&self.g.wakers);
+            backoff(&mut spins);
+        }
+        for &s in &others {
+            self.mesh.send(s, Msg::Hold);
+        }
+        self.mesh.flush_overflow();
+        for &s in &others {
+            self.g.wakers[s].wake();
+        }
+        for &s in &others {
+            let _ack = self.wait_tx_msg(s);
+        }
+        let r = body(&mut Tx { sh: self });
+        for &s in &others {
+            self.mesh.send(s, Msg::Release);
+        }
+        self.mesh.flush_overflow();
+        for &s in &others {
+            self.g.wakers[s].wake();
+        }
+        self.g.tx_token.store(false, Ordering::Release);
+        r
+    }
+
+    /// All shard indexes.
+    pub fn all_shards(&self) -> Vec<usize> {
+        (0..self.n).collect()
+    }
+
+    /// Runs `f` on every shard atomically and collects the results in
+    /// shard order.
+    pub fn on_all<R: Send + 'static>(&mut self, f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static) -> Vec<R> {
+        let all = self.all_shards();
+        self.tx(&all, |tx| (0..tx.sh.n).map(|s| tx.run(s, f.clone())).collect())
+    }
+
+    /// Sends fire-and-forget work to another shard (or runs it here).
+    pub fn post(&mut self, to: usize, f: impl FnOnce(&mut Shard) + Send + 'static) {
+        if to == self.id {
+            f(self);
+        } else {
+            self.mesh.send(to, Msg::Run(Box::new(f)));
+            self.g.wakers[to].wake();
+        }
+    }
+
+    // ----- housekeeping ------------------------------------------------
+
+    /// Periodic work (every 1000/hz ms): active expiry, rehashing, idle
+    /// client timeouts, paused clients.
+    pub fn cron(&mut self) {
+        self.refresh_cfg();
+        let budget = 25_000 / self.cfg.hz.max(1) * 10 / 10;
+        self.ks.active_expire_cycle(budget.min(25_000));
+        self.ks.cron();
+        let now = crate::util::now_ms();
+        if self.cfg.timeout_s > 0 {
+            let limit = self.cfg.timeout_s * 1000;
+            for i in 0..self.conns.len() {
+                if let Some(c) = self.conns[i].as_deref_mut() {
+                    if now.saturating_sub(c.last_ms) > limit && c.pending.is_empty() && !c.kill {
+                        c.kill = true;
+                        self.to_close.push(i as u32);
+                    }
+                }
+            }
+        }
+        self.resume_paused();
+    }
+
+    /// Re-runs clients stopped by CLIENT PAUSE once it is over.
+    pub fn resume_paused(&mut self) {
+        if self.paused.is_empty() || self.g.is_paused(false) {
+            return;
+        }
+        for idx in std::mem::take(&mut self.paused) {
+            self.on_input(idx, &[]);
+        }
+    }
+}
+
+/// What a transaction body uses to run work on held shards.
+pub struct Tx<'a> {
+    pub sh: &'a mut Shard,
+}
+
+impl Tx<'_> {
+    /// Runs `f` on `shard` (which must be held by this transaction) and
+    /// returns its result.
+    pub fn run<R: Send + 'static>(&mut self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+        if shard == self.sh.id {
+            return f(self.sh);
+        }
+        let job: mesh::TxJob = Box::new(move |sh: &mut Shard| Box::new(f(sh)));
+        self.sh.mesh.send(shard, Msg::TxOp(job));
+        self.sh.mesh.flush_overflow();
+        self.sh.g.wakers[shard].wake();
+        match self.sh.wait_tx_msg(shard) {
+            Msg::TxReply(r) => *r.downcast::<R>().expect("transaction reply type"),
+            _ => unreachable!("transaction reply expected"),
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.sh.id
+    }
+}
+
+#[inline]
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
