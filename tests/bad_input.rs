@@ -6,11 +6,11 @@
 //! empty inline lines, bare `\n`) are tolerated.  While the abuse runs, an
 //! observer client keeps issuing commands and must get correct replies
 //! throughout, and afterwards the server must still answer a fresh PING.
-//! Every test runs with `--shards 1` and `--shards 2`.
+//! Every test runs with `--shards 1`, `--shards 2` and `--shards 2 --io epoll`.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,17 +23,18 @@ const EOF_WAIT: Duration = Duration::from_secs(3);
 /// Runs `abuse` while an observer connection keeps doing INCR/GET and
 /// checking the replies; then checks the server is alive.
 fn with_observer(abuse: impl Fn(&Server)) {
-    for shards in SHARD_COUNTS {
-        eprintln!("--- running with --shards {shards}");
-        let mut srv = Server::ringkv(shards, &[]);
+    for (shards, extra) in CONFIGS {
+        eprintln!("--- running with --shards {shards} {extra:?}");
+        let mut srv = Server::ringkv(shards, extra);
         let mut con = srv.client();
         assert_eq!(
             run(&mut con, &["SET", "obs:fixed", "stable"]),
             Ok(Value::Okay)
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(AtomicUsize::new(0));
         let observer = {
-            let stop = stop.clone();
+            let (stop, progress) = (stop.clone(), progress.clone());
             thread::spawn(move || -> usize {
                 let start = Instant::now();
                 let mut n = 0i64;
@@ -44,15 +45,29 @@ fn with_observer(abuse: impl Fn(&Server)) {
                     n += 1;
                     assert_eq!(run(&mut con, &["INCR", "obs:counter"]), Ok(Value::Int(n)));
                     assert_eq!(run(&mut con, &["GET", "obs:fixed"]), Ok(bulk("stable")));
+                    progress.store(n as usize, Ordering::Relaxed);
                     thread::sleep(Duration::from_millis(1));
                 }
                 n as usize
             })
         };
+        // The observer is running before the abuse starts, and gets more
+        // correct replies after it.
+        let wait_progress = |min: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while progress.load(Ordering::Relaxed) < min && Instant::now() < deadline {
+                if observer.is_finished() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_progress(1);
         abuse(&srv);
+        wait_progress(progress.load(Ordering::Relaxed) + 2);
         stop.store(true, Ordering::Relaxed);
         let n = observer.join().expect("observer got a wrong reply");
-        assert!(n > 0, "observer made no progress");
+        assert!(n >= 3, "observer made no progress ({n} commands)");
         srv.assert_alive();
         let mut fresh = srv.client();
         assert_eq!(

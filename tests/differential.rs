@@ -3,11 +3,12 @@
 //! Scope (exactly what is covered):
 //! * Seeded random command streams (`StdRng`, fixed seeds, thousands of
 //!   commands per seed) are sent, one command at a time, to a reference
-//!   redis-server and to ringkv with `--shards 1` and `--shards 2`.  Every
-//!   reply is compared exactly as a `redis::Value` (reply type included);
-//!   error replies are compared by their full text (`ERR ...`,
-//!   `WRONGTYPE ...`).  The first mismatch panics, printing the seed, the
-//!   command index, the command and the recent history.
+//!   redis-server and to ringkv with `--shards 1`, `--shards 2` and
+//!   `--shards 2 --io epoll`.  Every reply is compared exactly as a
+//!   `redis::Value` (reply type included); error replies are compared by
+//!   their full text (`ERR ...`, `WRONGTYPE ...`).  The first mismatch
+//!   panics, printing the seed, the command index, the command and the
+//!   recent history.
 //! * The key space is 20 keys (some with `{tag}`s, the empty key, keys that
 //!   land on different shards) so commands collide constantly.
 //! * Commands: GET SET (random NX XX GET KEEPTTL EX PX combinations,
@@ -485,10 +486,10 @@ fn run_streams(mix: Mix, seeds: &[u64], commands: usize) {
         con: reference.client(),
         server: reference,
     };
-    let mut targets: Vec<Target> = SHARD_COUNTS
+    let mut targets: Vec<Target> = CONFIGS
         .iter()
-        .map(|&n| {
-            let server = Server::ringkv(n, &[]);
+        .map(|&(n, extra)| {
+            let server = Server::ringkv(n, extra);
             Target {
                 con: server.client(),
                 server,

@@ -42,7 +42,7 @@ const SHARED_INTEGERS: i64 = 10_000;
 
 /// `getIntFromObjectOrReply`: a strict 64-bit integer that must fit an int.
 fn parse_int32(s: &[u8]) -> Option<i64> {
-    parse_i64(s).filter(|&n| n >= i32::MIN as i64 && n <= i32::MAX as i64)
+    parse_i64(s).filter(|&n| i32::try_from(n).is_ok())
 }
 
 /// A db index argument: not an integer (or out of int range) is `err_int`,
@@ -71,7 +71,11 @@ fn group_by_shard(sh: &Shard, keys: &[&[u8]]) -> Vec<(usize, Vec<Vec<u8>>)> {
 
 /// Runs `f` on every key of `keys` on its owning shard, all shards held in
 /// one transaction, and returns how many calls returned true.
-fn count_across_shards(ctx: &mut SrvCtx, keys: &[&[u8]], f: fn(&mut Keyspace, usize, &[u8]) -> bool) -> i64 {
+fn count_across_shards(
+    ctx: &mut SrvCtx,
+    keys: &[&[u8]],
+    f: fn(&mut Keyspace, usize, &[u8]) -> bool,
+) -> i64 {
     let db = ctx.conn.db;
     let now = crate::util::now_ms();
     let groups = group_by_shard(ctx.sh, keys);
@@ -158,7 +162,10 @@ fn parse_expire_flags(opts: &[&[u8]]) -> Result<u8, String> {
         } else if eq_ic(o, "lt") {
             EXPIRE_LT
         } else {
-            return Err(format!("ERR Unsupported option {}", String::from_utf8_lossy(o)));
+            return Err(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(o)
+            ));
         };
     }
     if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
@@ -188,7 +195,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], relative: bool, secs: bool) {
         out.error(&format!("ERR invalid expire time in '{name}' command"));
     };
     if secs {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return bad_time(&mut ctx.out);
         }
         when *= 1000;
@@ -249,7 +256,11 @@ fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], ms: bool, abs: bool) {
         return ctx.out.int(-1);
     };
     let at = at.min(i64::MAX as u64) as i64;
-    let t = if abs { at } else { (at - ctx.ks.now as i64).max(0) };
+    let t = if abs {
+        at
+    } else {
+        (at - ctx.ks.now as i64).max(0)
+    };
     ctx.out.int(if ms { t } else { (t + 500) / 1000 });
 }
 
@@ -504,7 +515,13 @@ fn randomkey_cmd(ctx: &mut SrvCtx, _args: &[&[u8]]) {
 
 /// `renameGenericCommand` within one keyspace. Err = no such key; Ok(false)
 /// = RENAMENX refused (or renaming a key onto itself with NX).
-fn rename_local(ks: &mut Keyspace, db: usize, src: &[u8], dst: &[u8], nx: bool) -> Result<bool, ()> {
+fn rename_local(
+    ks: &mut Keyspace,
+    db: usize,
+    src: &[u8],
+    dst: &[u8],
+    nx: bool,
+) -> Result<bool, ()> {
     if !ks.exists(db, src) {
         return Err(());
     }
@@ -618,7 +635,13 @@ fn read_with_ttl(ks: &mut Keyspace, db: usize, key: &[u8]) -> Option<(Value, Opt
 }
 
 /// Stores a copy unless the destination exists and REPLACE was not given.
-fn copy_into(ks: &mut Keyspace, db: usize, key: &[u8], item: (Value, Option<u64>), replace: bool) -> bool {
+fn copy_into(
+    ks: &mut Keyspace,
+    db: usize,
+    key: &[u8],
+    item: (Value, Option<u64>),
+    replace: bool,
+) -> bool {
     if !replace && ks.exists(db, key) {
         return false;
     }
@@ -790,9 +813,9 @@ fn object_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
         .find(|s| eq_ic(sub, s));
     let Some(sub) = known else {
         let name = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
-        return ctx
-            .out
-            .error(&format!("ERR unknown subcommand '{name}'. Try OBJECT HELP."));
+        return ctx.out.error(&format!(
+            "ERR unknown subcommand '{name}'. Try OBJECT HELP."
+        ));
     };
     let arity = if sub == "help" { 2 } else { 3 };
     if args.len() != arity {
@@ -1007,7 +1030,12 @@ mod tests {
     }
 
     fn set(ks: &mut Keyspace, db: usize, k: &str, v: &str) {
-        ks.set(db, k.as_bytes(), Value::Str(Str::from_bytes(v.as_bytes())), false);
+        ks.set(
+            db,
+            k.as_bytes(),
+            Value::Str(Str::from_bytes(v.as_bytes())),
+            false,
+        );
     }
 
     fn get(ks: &mut Keyspace, db: usize, k: &str) -> Option<Vec<u8>> {
@@ -1174,7 +1202,10 @@ mod tests {
     fn rename_and_renamenx() {
         let mut ks = ks();
         assert_eq!(call(&mut ks, &["RENAME", "a", "b"]), "-ERR no such key\r\n");
-        assert_eq!(call(&mut ks, &["RENAMENX", "a", "b"]), "-ERR no such key\r\n");
+        assert_eq!(
+            call(&mut ks, &["RENAMENX", "a", "b"]),
+            "-ERR no such key\r\n"
+        );
         assert_eq!(call(&mut ks, &["RENAME", "a", "a"]), "-ERR no such key\r\n");
         set(&mut ks, 0, "a", "va");
         assert_eq!(call(&mut ks, &["EXPIRE", "a", "100"]), ":1\r\n");
@@ -1297,7 +1328,10 @@ mod tests {
             call(&mut ks, &["object", "encoding", "big"]),
             "$6\r\nembstr\r\n"
         );
-        assert_eq!(call(&mut ks, &["OBJECT", "ENCODING", "s"]), "$6\r\nembstr\r\n");
+        assert_eq!(
+            call(&mut ks, &["OBJECT", "ENCODING", "s"]),
+            "$6\r\nembstr\r\n"
+        );
         assert_eq!(call(&mut ks, &["OBJECT", "ENCODING", "r"]), "$3\r\nraw\r\n");
         assert_eq!(call(&mut ks, &["OBJECT", "ENCODING", "missing"]), "$-1\r\n");
         assert_eq!(call(&mut ks, &["OBJECT", "REFCOUNT", "missing"]), "$-1\r\n");
@@ -1350,7 +1384,12 @@ mod tests {
         };
         assert_eq!(
             sorted(keys_matching(&ks, 0, b"f*")),
-            vec![b"fold".to_vec(), b"foo".to_vec(), b"foobar".to_vec(), b"fxo".to_vec()]
+            vec![
+                b"fold".to_vec(),
+                b"foo".to_vec(),
+                b"foobar".to_vec(),
+                b"fxo".to_vec()
+            ]
         );
         ks.now = NOW + 1;
         assert_eq!(
@@ -1448,6 +1487,9 @@ mod tests {
         assert!(!flush_args_ok(&[b"FLUSHDB", b"SYNC", b"SYNC"]));
         assert_eq!(parse_db(b"15", 16, E_NOT_INT), Ok(15));
         assert_eq!(parse_db(b"16", 16, E_NOT_INT), Err(E_DB_RANGE));
-        assert_eq!(parse_db(b"x", 16, "ERR invalid first DB index"), Err("ERR invalid first DB index"));
+        assert_eq!(
+            parse_db(b"x", 16, "ERR invalid first DB index"),
+            Err("ERR invalid first DB index")
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::util::{eq_ic, fmt_long_double, parse_f64, parse_i64};
 // The configured value lives in ShardCfg, which a keyed handler cannot see.
 const MAX_STRING: u64 = 512 * 1024 * 1024;
 
+#[allow(clippy::too_many_arguments)]
 const fn spec(
     name: &'static str,
     arity: i32,
@@ -628,7 +629,7 @@ fn mget_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
 }
 
 fn mset(ctx: &mut Ctx, args: &[&[u8]]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         ctx.out.wrong_arity("mset");
         return;
     }
@@ -639,7 +640,7 @@ fn mset(ctx: &mut Ctx, args: &[&[u8]]) {
 }
 
 fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         ctx.out.wrong_arity("msetnx");
         return;
     }
@@ -671,7 +672,7 @@ fn set_pairs(ks: &mut Keyspace, db: usize, pairs: Pairs) {
 }
 
 fn mset_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         ctx.out.wrong_arity("mset");
         return;
     }
@@ -691,7 +692,7 @@ fn mset_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
 }
 
 fn msetnx_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         ctx.out.wrong_arity("msetnx");
         return;
     }

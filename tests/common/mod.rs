@@ -32,6 +32,10 @@ use redis::{ConnectionLike, Value};
 /// Shard counts every shard-sensitive test is run with.
 pub const SHARD_COUNTS: [usize; 2] = [1, 2];
 
+/// Server configurations for the protocol-heavy tests: both shard counts
+/// on the default (io_uring) backend, plus the epoll backend.
+pub const CONFIGS: [(usize, &[&str]); 3] = [(1, &[]), (2, &[]), (2, &["--io", "epoll"])];
+
 /// How long a server may take to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Poll interval while waiting for a server to come up.
@@ -124,7 +128,9 @@ impl Server {
             return Server::start(&bin, Flavor::Ringkv, &format!("{bin:?}"), redis_server_args);
         }
         let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let label = format!("ringkv --shards {shards} {}", extra.join(" "));
+        let label = format!("ringkv --shards {shards} {}", extra.join(" "))
+            .trim_end()
+            .to_string();
         Server::start(&bin, Flavor::Ringkv, &label, move |port| {
             let mut a = vec![
                 "--port".to_string(),
