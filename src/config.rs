@@ -51,7 +51,7 @@ const MAX: i64 = i64::MAX;
 /// accepted and reported by CONFIG GET so real redis.conf files load.
 pub static PARAMS: &[Param] = &[
     p("port", "6379", Kind::Int(0, 65535), false),
-    p("bind", "* -::*", Kind::List, false),
+    p("bind", "127.0.0.1 -::1", Kind::List, false),
     p("databases", "16", Kind::Int(1, 1 << 20), false),
     p("requirepass", "", Kind::Str, true),
     p("maxclients", "10000", Kind::Int(1, 1 << 30), true),

@@ -26,6 +26,9 @@
 //! * After each seed the whole keyspace (KEYS *, TYPE, GET, TTL class) is
 //!   compared as well.
 //!
+//! `RINGKV_DIFF_EXTRA_SEEDS=N` runs N extra seeds per stream (longer local
+//! bug hunts; the printed seed of a failure reproduces it).
+//!
 //! Timing-dependent behaviour is excluded by construction:
 //! * Only huge TTLs are used (>= 100000 s) and every TTL value in a stream
 //!   is distinct and strictly increasing within a bucket, so EXPIRE GT/LT
@@ -626,19 +629,31 @@ fn snapshot(con: &mut redis::Connection) -> Vec<(Vec<u8>, String, Reply, i64)> {
         .collect()
 }
 
+/// The fixed seeds, plus `RINGKV_DIFF_EXTRA_SEEDS=N` more (seeds
+/// `base*1000 + 1 ..= base*1000 + N`) for longer local bug hunts.
+fn seeds(fixed: &[u64], base: u64) -> Vec<u64> {
+    let extra: u64 = std::env::var("RINGKV_DIFF_EXTRA_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut v = fixed.to_vec();
+    v.extend((1..=extra).map(|i| base * 1000 + i));
+    v
+}
+
 #[test]
 fn differential_strings_and_keyspace() {
-    run_streams(Mix::Strings, &[1, 2, 3, 4], 3000);
+    run_streams(Mix::Strings, &seeds(&[1, 2, 3, 4, 5, 6], 1), 4000);
 }
 
 #[test]
 fn differential_integer_edges() {
-    run_streams(Mix::Integers, &[11, 12], 2000);
+    run_streams(Mix::Integers, &seeds(&[11, 12, 13], 2), 3000);
 }
 
 #[test]
 fn differential_wrong_type() {
-    run_streams(Mix::WrongType, &[21, 22], 2000);
+    run_streams(Mix::WrongType, &seeds(&[21, 22, 23], 3), 3000);
 }
 
 #[test]

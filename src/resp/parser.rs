@@ -310,7 +310,7 @@ mod tests {
             Err("Protocol error: invalid bulk length".into())
         );
         assert!(p(b"*1\r\nxx\r\n").0.is_err());
-        assert_eq!(p(b"*abc\r\n").0, Err("Protocol error: invalid multibulk length"));
+        assert_eq!(p(b"*abc\r\n").0, Err("Protocol error: invalid multibulk length".into()));
         assert_eq!(p(b"*-1\r\n").0, Ok(Parsed::Done { consumed: 5 }));
     }
 
@@ -331,6 +331,6 @@ mod tests {
     #[test]
     fn huge_inline_refused() {
         let big = vec![b'a'; INLINE_MAX + 10];
-        assert_eq!(p(&big).0, Err("Protocol error: too big inline request"));
+        assert_eq!(p(&big).0, Err("Protocol error: too big inline request".into()));
     }
 }

@@ -491,8 +491,8 @@ mod tests {
             cursor = d.scan(cursor, |k, _| {
                 seen.insert(k.to_vec());
             });
-            // Grow the table in the middle of the scan.
-            for _ in 0..50 {
+            // Grow the table (through a rehash) in the middle of the scan.
+            if rounds % 4 == 0 {
                 d.insert(&key(extra), ());
                 extra += 1;
             }
@@ -501,6 +501,8 @@ mod tests {
                 break;
             }
         }
+        assert_eq!(cursor, 0, "scan did not finish");
+        assert!(extra > 1024, "the table never grew during the scan");
         for i in 0..1000 {
             assert!(seen.contains(&key(i)), "missed {i}");
         }

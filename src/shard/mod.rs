@@ -82,6 +82,8 @@ pub struct Shard {
     stash: Vec<(u32, u32, u64, Vec<u8>)>,
     /// Connections stopped by CLIENT PAUSE, resumed when it ends.
     pub paused: Vec<u32>,
+    /// The connection taken out of `conns` while its requests run.
+    current: Option<u32>,
     bump: Bump,
     pub stats: Stats,
     pub cfg: ShardCfg,
@@ -113,6 +115,7 @@ impl Shard {
             deferred: VecDeque::new(),
             stash: Vec::new(),
             paused: Vec::new(),
+            current: None,
             bump: Bump::with_capacity(64 * 1024),
             stats: Stats {
                 cmds: vec![CmdStat::default(); cmd::table().list.len()],
@@ -196,6 +199,7 @@ impl Shard {
         let Some(mut conn) = self.conns.get_mut(idx as usize).and_then(|c| c.take()) else {
             return;
         };
+        self.current = Some(idx);
         conn.net_in += data.len() as u64;
         self.stats.net_in += data.len() as u64;
         conn.last_ms = crate::util::now_ms();
@@ -229,6 +233,7 @@ impl Shard {
         conn.wbuf = wbuf;
         let close = conn.kill || conn.close_after_reply;
         self.conns[idx as usize] = Some(conn);
+        self.current = None;
         if wrote || close {
             self.mark_dirty(idx);
         }
@@ -299,7 +304,10 @@ impl Shard {
         }
         let mut scratch = Vec::new();
         let mut discard = Vec::new();
-        let skip = conn.reply_mode != ReplyMode::On;
+        // CLIENT REPLY itself is always answered (ON replies +OK even
+        // after OFF); everything else honours the reply mode.
+        let skip = conn.reply_mode != ReplyMode::On
+            && !(args.len() > 1 && args[0].eq_ignore_ascii_case(b"client") && args[1].eq_ignore_ascii_case(b"reply"));
         let out_buf: &mut Vec<u8> = if skip {
             &mut discard
         } else if direct {
@@ -360,8 +368,8 @@ impl Shard {
                     drop(out);
                     self.send_exec(conn, idx, to, f, args, skip);
                     self.stats.cmds[ci as usize].calls += 1;
-                    if !direct && !skip {
-                        conn.pending.push_back(Pending::Ready(std::mem::take(&mut scratch)));
+                    if conn.reply_mode == ReplyMode::Skip {
+                        conn.reply_mode = ReplyMode::On;
                     }
                     return true;
                 }
@@ -553,7 +561,8 @@ impl Shard {
                     self.mark_dirty(idx);
                 }
             }
-            Some(None) => self.stash.push((idx, gen, seq, data)),
+            Some(None) if self.current == Some(idx) => self.stash.push((idx, gen, seq, data)),
+            // The connection is gone: drop its reply.
             _ => {}
         }
     }
