@@ -65,7 +65,12 @@ pub static PARAMS: &[Param] = &[
     p("loglevel", "notice", Kind::Enum(LOGLEVELS), true),
     p("logfile", "", Kind::Str, false),
     p("daemonize", "no", Kind::Bool, false),
-    p("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), false),
+    p(
+        "supervised",
+        "no",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        false,
+    ),
     p("pidfile", "", Kind::Str, false),
     p("protected-mode", "yes", Kind::Bool, true),
     p("dir", ".", Kind::Str, true),
@@ -84,7 +89,12 @@ pub static PARAMS: &[Param] = &[
     p("lfu-log-factor", "10", Kind::Int(0, MAX), true),
     p("lfu-decay-time", "1", Kind::Int(0, MAX), true),
     p("latency-tracking", "yes", Kind::Bool, true),
-    p("latency-tracking-info-percentiles", "50 99 99.9", Kind::List, true),
+    p(
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        Kind::List,
+        true,
+    ),
     p("latency-monitor-threshold", "0", Kind::Int(0, MAX), true),
     p("slowlog-log-slower-than", "10000", Kind::Int(-1, MAX), true),
     p("slowlog-max-len", "128", Kind::Int(0, MAX), true),
@@ -112,7 +122,12 @@ pub static PARAMS: &[Param] = &[
     p("set-proc-title", "yes", Kind::Bool, false),
     p("appendfsync-no-rewrite", "no", Kind::Bool, true),
     p("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
-    p("auto-aof-rewrite-percentage", "100", Kind::Int(0, MAX), true),
+    p(
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::Int(0, MAX),
+        true,
+    ),
     p("auto-aof-rewrite-min-size", "67108864", Kind::Mem, true),
     p("aof-load-truncated", "yes", Kind::Bool, true),
     p("aof-use-rdb-preamble", "yes", Kind::Bool, true),
@@ -124,13 +139,38 @@ pub static PARAMS: &[Param] = &[
     p("replica-serve-stale-data", "yes", Kind::Bool, true),
     p("repl-diskless-sync", "yes", Kind::Bool, true),
     p("repl-backlog-size", "1048576", Kind::Mem, true),
-    p("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Kind::List, true),
-    p("enable-debug-command", "no", Kind::Enum(&["yes", "no", "local"]), false),
-    p("enable-protected-configs", "no", Kind::Enum(&["yes", "no", "local"]), false),
+    p(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::List,
+        true,
+    ),
+    p(
+        "enable-debug-command",
+        "no",
+        Kind::Enum(&["yes", "no", "local"]),
+        false,
+    ),
+    p(
+        "enable-protected-configs",
+        "no",
+        Kind::Enum(&["yes", "no", "local"]),
+        false,
+    ),
     p("crash-log-enabled", "yes", Kind::Bool, true),
-    p("oom-score-adj", "no", Kind::Enum(&["yes", "no", "relative", "absolute"]), true),
+    p(
+        "oom-score-adj",
+        "no",
+        Kind::Enum(&["yes", "no", "relative", "absolute"]),
+        true,
+    ),
     p("jemalloc-bg-thread", "yes", Kind::Bool, true),
-    p("tracking-table-max-keys", "1000000", Kind::Int(0, MAX), true),
+    p(
+        "tracking-table-max-keys",
+        "1000000",
+        Kind::Int(0, MAX),
+        true,
+    ),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {
@@ -222,7 +262,10 @@ pub enum IoKind {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            values: PARAMS.iter().map(|p| (p.name, p.default.to_string())).collect(),
+            values: PARAMS
+                .iter()
+                .map(|p| (p.name, p.default.to_string()))
+                .collect(),
             file: None,
             shards: None,
             cpus: None,
@@ -245,7 +288,8 @@ impl Config {
 
     /// Applies one directive; Err is the message to print.
     pub fn apply(&mut self, name: &str, vals: &[String]) -> Result<(), String> {
-        let p = param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let p =
+            param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let v = normalise(p, vals)?;
         if p.name == "loglevel" {
             crate::log::set_level(&v);
@@ -261,16 +305,34 @@ impl Config {
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
-            let words = split_conf_line(t).ok_or_else(|| fatal(origin, i + 1, line, "Unbalanced quotes in configuration line"))?;
+            let words = split_conf_line(t).ok_or_else(|| {
+                fatal(
+                    origin,
+                    i + 1,
+                    line,
+                    "Unbalanced quotes in configuration line",
+                )
+            })?;
             if words.is_empty() {
                 continue;
             }
             if words[0].eq_ignore_ascii_case("include") {
                 if words.len() != 2 {
-                    return Err(fatal(origin, i + 1, line, "Bad directive or wrong number of arguments"));
+                    return Err(fatal(
+                        origin,
+                        i + 1,
+                        line,
+                        "Bad directive or wrong number of arguments",
+                    ));
                 }
-                let inc = std::fs::read_to_string(&words[1])
-                    .map_err(|e| fatal(origin, i + 1, line, &format!("Can't open the include file: {e}")))?;
+                let inc = std::fs::read_to_string(&words[1]).map_err(|e| {
+                    fatal(
+                        origin,
+                        i + 1,
+                        line,
+                        &format!("Can't open the include file: {e}"),
+                    )
+                })?;
                 self.load_text(&inc, &words[1])?;
                 continue;
             }
@@ -291,7 +353,11 @@ impl Config {
         let mut written = std::collections::HashSet::new();
         for line in old.lines() {
             let t = line.trim();
-            let name = t.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            let name = t
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if t.starts_with('#') || t.is_empty() || param(&name).is_none() {
                 out.push_str(line);
                 out.push('\n');
@@ -345,7 +411,11 @@ pub fn split_conf_line(line: &str) -> Option<Vec<String>> {
     let bump = bumpalo::Bump::new();
     let mut args = bumpalo::collections::Vec::new_in(&bump);
     crate::resp::parser::split_args(line.as_bytes(), &bump, &mut args)?;
-    Some(args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+    Some(
+        args.iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
 }
 
 /// Parses a CPU list such as "0-3,8".
@@ -353,8 +423,14 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
-            let a: usize = a.trim().parse().map_err(|_| format!("bad CPU list '{s}'"))?;
-            let b: usize = b.trim().parse().map_err(|_| format!("bad CPU list '{s}'"))?;
+            let a: usize = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad CPU list '{s}'"))?;
+            let b: usize = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad CPU list '{s}'"))?;
             if a > b || b > 4096 {
                 return Err(format!("bad CPU range '{part}'"));
             }
@@ -390,7 +466,9 @@ mod tests {
         let mut c = Config::default();
         assert!(c.load_text("port 7000\nmaxclients 5\n", "t.conf").is_ok());
         assert_eq!(c.get("port"), "7000");
-        let e = c.load_text("# ok\nbogus-directive 1\n", "t.conf").unwrap_err();
+        let e = c
+            .load_text("# ok\nbogus-directive 1\n", "t.conf")
+            .unwrap_err();
         assert!(e.contains("line 2") && e.contains("bogus-directive"), "{e}");
         let e = c.load_text("maxclients abc\n", "t.conf").unwrap_err();
         assert!(e.contains("integer"), "{e}");

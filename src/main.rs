@@ -52,7 +52,17 @@ struct Cli {
 }
 
 const CLAP_FLAGS: &[&str] = &[
-    "port", "bind", "shards", "cpus", "no-pin", "io", "databases", "requirepass", "maxclients", "timeout", "help",
+    "port",
+    "bind",
+    "shards",
+    "cpus",
+    "no-pin",
+    "io",
+    "databases",
+    "requirepass",
+    "maxclients",
+    "timeout",
+    "help",
     "version",
 ];
 
@@ -97,12 +107,17 @@ fn main() {
 
     let mut cfg = Config::default();
     if let Some(path) = &cli.config {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("can't open config file '{path}': {e}")));
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| fail(&format!("can't open config file '{path}': {e}")));
         if let Err(e) = cfg.load_text(&text, path) {
             eprintln!("{e}");
             std::process::exit(1);
         }
-        cfg.file = Some(std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or(path.clone()));
+        cfg.file = Some(
+            std::fs::canonicalize(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or(path.clone()),
+        );
     }
     let mut set = |name: &str, vals: Vec<String>| {
         if let Err(e) = cfg.apply(name, &vals) {
@@ -143,11 +158,17 @@ fn main() {
         let list = config::parse_cpu_list(c).unwrap_or_else(|e| fail(&format!("--cpus: {e}")));
         let allowed = ringkv::server::allowed_cpus();
         if let Some(bad) = list.iter().find(|c| !allowed.contains(c)) {
-            fail(&format!("--cpus: CPU {bad} is not available to this process (allowed: {allowed:?})"));
+            fail(&format!(
+                "--cpus: CPU {bad} is not available to this process (allowed: {allowed:?})"
+            ));
         }
         cfg.cpus = Some(list);
     }
     cfg.pin = !cli.no_pin;
-    cfg.io = if cli.io == "epoll" { IoKind::Epoll } else { IoKind::Uring };
+    cfg.io = if cli.io == "epoll" {
+        IoKind::Epoll
+    } else {
+        IoKind::Uring
+    };
     std::process::exit(ringkv::server::run(cfg));
 }

@@ -30,7 +30,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
         return None;
     }
@@ -98,7 +102,11 @@ pub fn fmt_double(d: f64) -> String {
 /// C's `%.{prec}g`.
 pub fn fmt_g(d: f64, prec: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let e = format!("{:.*e}", prec - 1, d);
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
@@ -344,7 +352,16 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b"01"[..], b"-0", b"+1", b" 1", b"1 ", b"", b"9223372036854775808", b"1a"] {
+        for bad in [
+            &b"01"[..],
+            b"-0",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"",
+            b"9223372036854775808",
+            b"1a",
+        ] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
         }
     }

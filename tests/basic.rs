@@ -354,6 +354,17 @@ fn set_options() {
         assert!((295..=301).contains(&ttl), "TTL after PXAT now+300s: {ttl}");
         t(con, &["SET", "k", "v", "EX", "50", "GET"], bulk("v"));
 
+        // An absolute expiry in the past: OK, but the key is gone.
+        t(con, &["SET", "past", "v", "PXAT", "1"], Value::Okay);
+        t(con, &["GET", "past"], nil());
+        t(con, &["EXISTS", "past"], int(0));
+        t(con, &["SET", "past", "v"], Value::Okay);
+        t(con, &["GETEX", "past", "EXAT", "1"], bulk("v"));
+        t(con, &["EXISTS", "past"], int(0));
+        t(con, &["SET", "past", "v"], Value::Okay);
+        t(con, &["EXPIREAT", "past", "1"], int(1));
+        t(con, &["GET", "past"], nil());
+
         te(
             con,
             &["SET", "k", "v", "EX", "0"],

@@ -1,4 +1,5 @@
-//! Multi-key atomicity under concurrency (ringkv with `--shards 2`).
+//! Multi-key atomicity under concurrency (ringkv with `--shards 2`, on the
+//! default io_uring backend and with `--io epoll`).
 //!
 //! 4 writer threads repeatedly `MSET` the same 8 keys (which span both
 //! shards) to a value unique to (writer, iteration); 2 reader threads
@@ -136,17 +137,22 @@ fn all_identical(vals: &[Option<Vec<u8>>]) -> Result<(), String> {
     }
 }
 
+/// Both event-loop backends, always with two shards.
+const BACKENDS: [&[&str]; 2] = [&[], &["--io", "epoll"]];
+
 #[test]
 fn mset_mget_are_atomic_across_shards() {
-    let srv = Server::ringkv(2, &[]);
-    let mut con = srv.client();
-    let keys = test_keys();
-    mset_all(&mut con, &keys, 99, 0);
-    let (writes, reads) = race(&srv, mset_all, all_identical);
-    eprintln!("MSET/MGET: {writes} writes, {reads} reads");
-    assert!(writes > 0 && reads > 0);
-    let final_vals = mget_values(&mut con, &keys);
-    all_identical(&final_vals).expect("final state is one MSET");
+    for extra in BACKENDS {
+        let srv = Server::ringkv(2, extra);
+        let mut con = srv.client();
+        let keys = test_keys();
+        mset_all(&mut con, &keys, 99, 0);
+        let (writes, reads) = race(&srv, mset_all, all_identical);
+        eprintln!("{}: MSET/MGET: {writes} writes, {reads} reads", srv.label());
+        assert!(writes > 0 && reads > 0);
+        let final_vals = mget_values(&mut con, &keys);
+        all_identical(&final_vals).expect("final state is one MSET");
+    }
 }
 
 fn mset_or_del(con: &mut redis::Connection, keys: &[String], w: usize, it: usize) {
@@ -174,10 +180,15 @@ fn all_or_none(vals: &[Option<Vec<u8>>]) -> Result<(), String> {
 
 #[test]
 fn del_races_mset_atomically_across_shards() {
-    let srv = Server::ringkv(2, &[]);
-    let (writes, reads) = race(&srv, mset_or_del, all_or_none);
-    eprintln!("MSET|DEL/MGET: {writes} writes, {reads} reads");
-    assert!(writes > 0 && reads > 0);
-    let mut con = srv.client();
-    all_or_none(&mget_values(&mut con, &test_keys())).expect("final state");
+    for extra in BACKENDS {
+        let srv = Server::ringkv(2, extra);
+        let (writes, reads) = race(&srv, mset_or_del, all_or_none);
+        eprintln!(
+            "{}: MSET|DEL/MGET: {writes} writes, {reads} reads",
+            srv.label()
+        );
+        assert!(writes > 0 && reads > 0);
+        let mut con = srv.client();
+        all_or_none(&mget_values(&mut con, &test_keys())).expect("final state");
+    }
 }

@@ -17,14 +17,17 @@
 //!   out-of-range ones) INCR DECR INCRBY DECRBY INCRBYFLOAT LCS (plain, LEN,
 //!   IDX [MINMATCHLEN] [WITHMATCHLEN]) DEL UNLINK EXISTS TOUCH TYPE EXPIRE
 //!   PEXPIRE (with NX XX GT LT, incl. invalid combinations and non-positive
-//!   times) TTL PTTL PERSIST RENAME RENAMENX COPY (REPLACE, DB 1) DBSIZE
-//!   KEYS, rare FLUSHDB, unknown commands, random command-name case, and
-//!   wrong-arity variants of all of them (truncated / extra arguments).
+//!   times) EXPIREAT PEXPIREAT SET/GETEX EXAT/PXAT (far-future or past
+//!   absolute times) SETEX PSETEX TTL PTTL EXPIRETIME PEXPIRETIME PERSIST
+//!   RENAME RENAMENX COPY (REPLACE, DB 1) MOVE SELECT (dbs 0/1 plus invalid)
+//!   OBJECT ENCODING DBSIZE KEYS, rare FLUSHDB, unknown commands, random
+//!   command-name case, and wrong-arity variants of all of them (truncated /
+//!   extra arguments).
 //! * `differential_wrong_type` additionally creates list, set and hash keys
 //!   (RPUSH SADD HSET) so string commands hit WRONGTYPE and TYPE/RENAME/
 //!   COPY/LCS see other types.
-//! * After each seed the whole keyspace (KEYS *, TYPE, GET, TTL class) is
-//!   compared as well.
+//! * After each seed the whole keyspace of dbs 0 and 1 (KEYS *, TYPE, GET,
+//!   TTL class) is compared as well.
 //!
 //! `RINGKV_DIFF_EXTRA_SEEDS=N` runs N extra seeds per stream (longer local
 //! bug hunts; the printed seed of a failure reproduces it).
@@ -35,8 +38,9 @@
 //!   comparisons never depend on the few milliseconds between servers.
 //!   Keys never expire during a run (except via EXPIRE <= 0, which deletes
 //!   immediately and deterministically).
-//! * TTL / PTTL results are compared exactly when negative (-1 / -2) and
-//!   with a tolerance (1 s / 1000 ms) when both are non-negative.
+//! * TTL / PTTL / EXPIRETIME / PEXPIRETIME results are compared exactly
+//!   when negative (-1 / -2) and with a tolerance (1 s / 1000 ms) when both
+//!   are non-negative.
 //! * KEYS is compared order-insensitively (Redis leaves its order
 //!   unspecified); SCAN and RANDOMKEY are not used.
 //! * INCRBYFLOAT only runs in streams whose values stay small and whose
@@ -95,6 +99,8 @@ struct Gen {
     mix: Mix,
     /// Index of the command being generated (makes TTLs unique).
     idx: u64,
+    /// Unix time (s) at the start of the stream, for absolute expiries.
+    abs_base: u64,
 }
 
 type Args = Vec<Vec<u8>>;
@@ -104,11 +110,12 @@ fn s(x: &str) -> Vec<u8> {
 }
 
 impl Gen {
-    fn new(seed: u64, mix: Mix) -> Gen {
+    fn new(seed: u64, mix: Mix, abs_base: u64) -> Gen {
         Gen {
             rng: StdRng::seed_from_u64(seed),
             mix,
             idx: 0,
+            abs_base,
         }
     }
 
@@ -175,6 +182,27 @@ impl Gen {
         }
     }
 
+    /// An absolute expiry argument (EXAT/PXAT/EXPIREAT/PEXPIREAT): mostly a
+    /// unique far-future time offset by half a bucket from the relative
+    /// ones (so relative/absolute GT/LT comparisons are never close),
+    /// sometimes invalid and (if `past_ok`) sometimes in the past.
+    ///
+    /// `SET k v EXAT <past>` is not generated: Redis 7.0 stores such a key
+    /// and only reclaims it lazily/actively, so DBSIZE/KEYS counts are
+    /// timing-dependent there (EXPIREAT/GETEX in the past delete at once).
+    fn abs_arg(&mut self, millis: bool, past_ok: bool) -> Vec<u8> {
+        match self.rng.gen_range(0..100) {
+            0..=2 if past_ok => s(self.pick(&["1", "0", "-1"])),
+            0..=2 => s(self.pick(&["0", "-1"])),
+            3..=4 => s(self.pick(&["abc", ""])),
+            _ => {
+                let t = self.abs_base + self.ttl_secs() + 50_000;
+                let t = if millis { t * 1000 } else { t };
+                t.to_string().into_bytes()
+            }
+        }
+    }
+
     fn keys(&mut self, min: usize, max: usize) -> Args {
         let n = self.rng.gen_range(min..=max);
         (0..n).map(|_| self.key()).collect()
@@ -233,7 +261,17 @@ impl Gen {
             _ => 3,
         };
         for _ in 0..n {
-            match self.rng.gen_range(0..6) {
+            match self.rng.gen_range(0..8) {
+                6 => {
+                    args.push(s("EXAT"));
+                    let t = self.abs_arg(false, false);
+                    args.push(t);
+                }
+                7 => {
+                    args.push(s("PXAT"));
+                    let t = self.abs_arg(true, false);
+                    args.push(t);
+                }
                 0 => args.push(s("NX")),
                 1 => args.push(s("XX")),
                 2 => args.push(s("GET")),
@@ -255,8 +293,13 @@ impl Gen {
 
     fn expire_cmd(&mut self) -> Args {
         let millis = self.pct(30);
-        let name = if millis { "PEXPIRE" } else { "EXPIRE" };
-        let mut args = vec![s(name), self.key(), self.ttl_arg(millis)];
+        let mut args = if self.pct(25) {
+            let name = if millis { "PEXPIREAT" } else { "EXPIREAT" };
+            vec![s(name), self.key(), self.abs_arg(millis, true)]
+        } else {
+            let name = if millis { "PEXPIRE" } else { "EXPIRE" };
+            vec![s(name), self.key(), self.ttl_arg(millis)]
+        };
         let n = match self.rng.gen_range(0..100) {
             0..=44 => 0,
             45..=94 => 1,
@@ -320,7 +363,15 @@ impl Gen {
                 250..=264 => vec![s("GETDEL"), self.key()],
                 265..=289 => {
                     let mut a = vec![s("GETEX"), self.key()];
-                    match self.rng.gen_range(0..5) {
+                    match self.rng.gen_range(0..7) {
+                        5 => {
+                            a.push(s("EXAT"));
+                            a.push(self.abs_arg(false, true));
+                        }
+                        6 => {
+                            a.push(s("PXAT"));
+                            a.push(self.abs_arg(true, true));
+                        }
                         0 => {}
                         1 => {
                             a.push(s("EX"));
@@ -401,7 +452,7 @@ impl Gen {
                     a.extend(self.keys(0, 2));
                     a
                 }
-                _ => {
+                882..=899 => {
                     if self.mix != Mix::WrongType {
                         continue;
                     }
@@ -412,6 +463,28 @@ impl Gen {
                         1 => vec![s("SADD"), k, v],
                         _ => vec![s("HSET"), k, s("f"), v],
                     }
+                }
+                900..=919 => {
+                    let millis = self.pct(40);
+                    let name = if millis { "PSETEX" } else { "SETEX" };
+                    vec![s(name), self.key(), self.ttl_arg(millis), self.value()]
+                }
+                920..=939 => {
+                    let name = if self.pct(50) {
+                        "EXPIRETIME"
+                    } else {
+                        "PEXPIRETIME"
+                    };
+                    vec![s(name), self.key()]
+                }
+                940..=969 => vec![s("OBJECT"), s("ENCODING"), self.key()],
+                970..=984 => {
+                    let db = self.pick(&["1", "1", "1", "0", "16", "x"]);
+                    vec![s("MOVE"), self.key(), s(db)]
+                }
+                _ => {
+                    let db = self.pick(&["0", "0", "0", "1", "1", "16", "x"]);
+                    vec![s("SELECT"), s(db)]
                 }
             };
             return args;
@@ -469,8 +542,11 @@ fn normalize(name: &str, r: Reply) -> Reply {
 fn equivalent(name: &str, a: &Reply, b: &Reply) -> bool {
     match (name, a, b) {
         ("TTL", Ok(Value::Int(x)), Ok(Value::Int(y))) if *x >= 0 && *y >= 0 => x.abs_diff(*y) <= 1,
-        ("PTTL", Ok(Value::Int(x)), Ok(Value::Int(y))) if *x >= 0 && *y >= 0 => {
+        ("PTTL" | "PEXPIRETIME", Ok(Value::Int(x)), Ok(Value::Int(y))) if *x >= 0 && *y >= 0 => {
             x.abs_diff(*y) <= 1000
+        }
+        ("EXPIRETIME", Ok(Value::Int(x)), Ok(Value::Int(y))) if *x >= 0 && *y >= 0 => {
+            x.abs_diff(*y) <= 1
         }
         _ => a == b,
     }
@@ -503,9 +579,14 @@ fn run_streams(mix: Mix, seeds: &[u64], commands: usize) {
     let mut stats = Stats::default();
     for &seed in seeds {
         for t in std::iter::once(&mut reference).chain(targets.iter_mut()) {
+            assert_eq!(run(&mut t.con, &["SELECT", "0"]), Ok(Value::Okay));
             assert_eq!(run(&mut t.con, &["FLUSHALL"]), Ok(Value::Okay));
         }
-        let mut gen = Gen::new(seed, mix);
+        let abs_base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut gen = Gen::new(seed, mix, abs_base);
         let mut history: VecDeque<String> = VecDeque::new();
         for i in 0..commands {
             let args = gen.command();
@@ -596,8 +677,24 @@ impl Stats {
     }
 }
 
-/// KEYS * (sorted) with TYPE, value (strings) and TTL class of each key.
-fn snapshot(con: &mut redis::Connection) -> Vec<(Vec<u8>, String, Reply, i64)> {
+/// (key, TYPE, GET reply for strings, sign of TTL).
+type KeyState = (Vec<u8>, String, Reply, i64);
+
+/// For dbs 0 and 1: KEYS * (sorted) with TYPE, value (strings) and TTL
+/// class of each key.
+fn snapshot(con: &mut redis::Connection) -> Vec<Vec<KeyState>> {
+    let dbs = ["0", "1"]
+        .iter()
+        .map(|db| {
+            assert_eq!(run(con, &["SELECT", db]), Ok(Value::Okay));
+            snapshot_db(con)
+        })
+        .collect();
+    assert_eq!(run(con, &["SELECT", "0"]), Ok(Value::Okay));
+    dbs
+}
+
+fn snapshot_db(con: &mut redis::Connection) -> Vec<KeyState> {
     let Ok(Value::Array(keys)) = run(con, &["KEYS", "*"]) else {
         panic!("KEYS * failed");
     };
@@ -661,11 +758,11 @@ fn generator_is_deterministic_and_covers_commands() {
     // The same seed must give the same stream (failures are reproducible),
     // and a stream must exercise every command family listed above.
     let a: Vec<Args> = {
-        let mut g = Gen::new(7, Mix::WrongType);
+        let mut g = Gen::new(7, Mix::WrongType, 1_700_000_000);
         (0..3000).map(|_| g.command()).collect()
     };
     let b: Vec<Args> = {
-        let mut g = Gen::new(7, Mix::WrongType);
+        let mut g = Gen::new(7, Mix::WrongType, 1_700_000_000);
         (0..3000).map(|_| g.command()).collect()
     };
     assert_eq!(a, b);
@@ -710,6 +807,15 @@ fn generator_is_deterministic_and_covers_commands() {
         "DBSIZE",
         "KEYS",
         "FLUSHDB",
+        "EXPIREAT",
+        "PEXPIREAT",
+        "SETEX",
+        "PSETEX",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "OBJECT",
+        "MOVE",
+        "SELECT",
         "RPUSH",
         "SADD",
         "HSET",

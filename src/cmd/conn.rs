@@ -11,13 +11,76 @@ use crate::{cmd, sub};
 const CONN: &str = "connection";
 
 pub static COMMANDS: &[CmdSpec] = &[
-    cmd!("ping", -1, FAST, (0, 0, 0), CONN, "@fast @connection", Run::Srv(ping), "Ping the server"),
-    cmd!("echo", 2, FAST | LOADING | STALE, (0, 0, 0), CONN, "@fast @connection", Run::Srv(echo), "Echo the given string"),
-    cmd!("select", 2, FAST | LOADING | STALE, (0, 0, 0), CONN, "@fast @connection", Run::Srv(select), "Change the selected database for the current connection"),
-    cmd!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(auth), "Authenticate to the server"),
-    cmd!("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(hello), "Handshake with Redis"),
-    cmd!("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, (0, 0, 0), CONN, "@fast @connection", Run::Srv(quit), "Close the connection"),
-    cmd!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(reset), "Reset the connection"),
+    cmd!(
+        "ping",
+        -1,
+        FAST,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(ping),
+        "Ping the server"
+    ),
+    cmd!(
+        "echo",
+        2,
+        FAST | LOADING | STALE,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(echo),
+        "Echo the given string"
+    ),
+    cmd!(
+        "select",
+        2,
+        FAST | LOADING | STALE,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(select),
+        "Change the selected database for the current connection"
+    ),
+    cmd!(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(auth),
+        "Authenticate to the server"
+    ),
+    cmd!(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(hello),
+        "Handshake with Redis"
+    ),
+    cmd!(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(quit),
+        "Close the connection"
+    ),
+    cmd!(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        CONN,
+        "@fast @connection",
+        Run::Srv(reset),
+        "Reset the connection"
+    ),
     CmdSpec {
         name: "client",
         arity: -2,
@@ -38,17 +101,83 @@ const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 const NS: u32 = NOSCRIPT | LOADING | STALE;
 
 static CLIENT_SUBS: &[SubSpec] = &[
-    sub!("getname", 2, NS, "@slow @connection", "Get the current connection name"),
-    sub!("help", 2, LOADING | STALE, "@slow @connection", "Show helpful text about the different subcommands"),
-    sub!("id", 2, NS, "@slow @connection", "Returns the client ID for the current connection"),
-    sub!("info", 2, NS, "@slow @connection", "Returns information about the current client connection."),
-    sub!("kill", -3, ADM, "@admin @slow @dangerous @connection", "Kill the connection of a client"),
-    sub!("list", -2, ADM, "@admin @slow @dangerous @connection", "Get the list of client connections"),
-    sub!("no-evict", 3, ADM, "@admin @slow @dangerous @connection", "Set client eviction mode for the current connection"),
-    sub!("pause", -3, ADM, "@admin @slow @dangerous @connection", "Stop processing commands from clients for some time"),
-    sub!("reply", 3, NS, "@slow @connection", "Instruct the server whether to reply to commands"),
-    sub!("setname", 3, NS, "@slow @connection", "Set the current connection name"),
-    sub!("unpause", 2, ADM, "@admin @slow @dangerous @connection", "Resume processing of clients that were paused"),
+    sub!(
+        "getname",
+        2,
+        NS,
+        "@slow @connection",
+        "Get the current connection name"
+    ),
+    sub!(
+        "help",
+        2,
+        LOADING | STALE,
+        "@slow @connection",
+        "Show helpful text about the different subcommands"
+    ),
+    sub!(
+        "id",
+        2,
+        NS,
+        "@slow @connection",
+        "Returns the client ID for the current connection"
+    ),
+    sub!(
+        "info",
+        2,
+        NS,
+        "@slow @connection",
+        "Returns information about the current client connection."
+    ),
+    sub!(
+        "kill",
+        -3,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Kill the connection of a client"
+    ),
+    sub!(
+        "list",
+        -2,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Get the list of client connections"
+    ),
+    sub!(
+        "no-evict",
+        3,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Set client eviction mode for the current connection"
+    ),
+    sub!(
+        "pause",
+        -3,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Stop processing commands from clients for some time"
+    ),
+    sub!(
+        "reply",
+        3,
+        NS,
+        "@slow @connection",
+        "Instruct the server whether to reply to commands"
+    ),
+    sub!(
+        "setname",
+        3,
+        NS,
+        "@slow @connection",
+        "Set the current connection name"
+    ),
+    sub!(
+        "unpause",
+        2,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Resume processing of clients that were paused"
+    ),
 ];
 
 fn ping(c: &mut SrvCtx, args: &[&[u8]]) {
@@ -166,7 +295,8 @@ fn hello(c: &mut SrvCtx, args: &[&[u8]]) {
     }
     if let Some(n) = setname {
         if !valid_name(n) {
-            c.out.err("Client names cannot contain spaces, newlines or special characters.");
+            c.out
+                .err("Client names cannot contain spaces, newlines or special characters.");
             return;
         }
         c.conn.name = (!n.is_empty()).then(|| n.to_vec());
@@ -381,9 +511,16 @@ fn client_list(c: &mut SrvCtx, args: &[&[u8]]) {
     while i < args.len() {
         if eq_ic(args[i], "type") && i + 1 < args.len() {
             let t = String::from_utf8_lossy(args[i + 1]).to_ascii_lowercase();
-            let t = if t == "slave" { "replica".to_string() } else { t };
+            let t = if t == "slave" {
+                "replica".to_string()
+            } else {
+                t
+            };
             if !["normal", "master", "replica", "pubsub"].contains(&t.as_str()) {
-                c.out.err(&format!("Unknown client type '{}'", String::from_utf8_lossy(args[i + 1])));
+                c.out.err(&format!(
+                    "Unknown client type '{}'",
+                    String::from_utf8_lossy(args[i + 1])
+                ));
                 return;
             }
             f.ty = Some(t);
@@ -408,9 +545,8 @@ fn client_list(c: &mut SrvCtx, args: &[&[u8]]) {
     let now = crate::util::now_ms();
     let me = c.conn.id;
     let f2 = f.clone();
-    let mut lines: Vec<(u64, String)> = c
-        .sh
-        .on_all(move |sh| {
+    let mut lines: Vec<(u64, String)> =
+        c.sh.on_all(move |sh| {
             sh.conns
                 .iter()
                 .flatten()
@@ -443,7 +579,7 @@ fn client_kill(c: &mut SrvCtx, args: &[&[u8]]) {
         f.addr = Some(String::from_utf8_lossy(args[2]).into_owned());
         f.skipme = false;
     } else {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             c.out.syntax();
             return;
         }
@@ -488,9 +624,8 @@ fn client_kill(c: &mut SrvCtx, args: &[&[u8]]) {
     }
     let me = c.conn.id;
     let f2 = f.clone();
-    let killed: usize = c
-        .sh
-        .on_all(move |sh| {
+    let killed: usize =
+        c.sh.on_all(move |sh| {
             let mut n = 0;
             for i in 0..sh.conns.len() {
                 if let Some(cn) = sh.conns[i].as_deref_mut() {

@@ -217,25 +217,13 @@ macro_rules! cmd {
     };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_has_unique_names_and_sane_arity() {
-        let t = Table::build();
-        assert_eq!(t.map.len(), t.list.len(), "duplicate command names");
-        for c in &t.list {
-            assert!(c.arity != 0, "{}", c.name);
-            assert_eq!(c.name, c.name.to_ascii_lowercase());
-        }
-        assert!(t.get(b"GeT").is_some());
-    }
-}
-
 /// Finds the subcommand of a container command (CLIENT, CONFIG, ...) and
 /// checks its arity. On failure writes Redis's error and returns None.
-pub fn find_sub(out: &mut Out, subs: &'static [SubSpec], args: &[&[u8]]) -> Option<&'static SubSpec> {
+pub fn find_sub(
+    out: &mut Out,
+    subs: &'static [SubSpec],
+    args: &[&[u8]],
+) -> Option<&'static SubSpec> {
     let container = String::from_utf8_lossy(args[0]).to_ascii_uppercase();
     let name = String::from_utf8_lossy(args.get(1).copied().unwrap_or(b"")).to_ascii_lowercase();
     let Some(sub) = subs.iter().find(|s| s.name == name) else {
@@ -299,4 +287,20 @@ macro_rules! sub {
             summary: $summary,
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_unique_names_and_sane_arity() {
+        let t = Table::build();
+        assert_eq!(t.map.len(), t.list.len(), "duplicate command names");
+        for c in &t.list {
+            assert!(c.arity != 0, "{}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+        }
+        assert!(t.get(b"GeT").is_some());
+    }
 }

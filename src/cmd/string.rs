@@ -12,7 +12,7 @@ use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::Shard;
 use crate::types::{Str, Value, EMBSTR_MAX};
-use crate::util::{eq_ic, fmt_long_double, parse_f64, parse_i64};
+use crate::util::{eq_ic, parse_i64};
 
 /// Redis's default `proto-max-bulk-len`: the largest string APPEND, SETRANGE
 /// and LCS's transient table may produce.
@@ -53,28 +53,226 @@ const W_FAST: &str = "@write @string @fast";
 const W_SLOW: &str = "@write @string @slow";
 
 pub static COMMANDS: &[CmdSpec] = &[
-    spec("append", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "2.0.0", Run::Key(append), "Append a value to a key"),
-    spec("decr", 2, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(decr), "Decrement the integer value of a key by one"),
-    spec("decrby", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(decrby), "Decrement the integer value of a key by the given number"),
-    spec("get", 2, READONLY | FAST, ONE, R_FAST, "1.0.0", Run::Key(get), "Get the value of a key"),
-    spec("getdel", 2, WRITE | FAST, ONE, W_FAST, "6.2.0", Run::Key(getdel), "Get the value of a key and delete the key"),
-    spec("getex", -2, WRITE | FAST, ONE, W_FAST, "6.2.0", Run::Key(getex), "Get the value of a key and optionally set its expiration"),
-    spec("getrange", 4, READONLY, ONE, R_SLOW, "2.4.0", Run::Key(getrange), "Get a substring of the string stored at a key"),
-    spec("getset", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(getset), "Set the string value of a key and return its old value"),
-    spec("incr", 2, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(incr), "Increment the integer value of a key by one"),
-    spec("incrby", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(incrby), "Increment the integer value of a key by the given amount"),
-    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "2.6.0", Run::Key(incrbyfloat), "Increment the float value of a key by the given amount"),
-    spec("lcs", -3, READONLY, (1, 2, 1), R_SLOW, "7.0.0", Run::KeyMulti(lcs, lcs_multi), "Find longest common substring"),
-    spec("mget", -2, READONLY | FAST, (1, -1, 1), R_FAST, "1.0.0", Run::KeyMulti(mget, mget_multi), "Get the values of all the given keys"),
-    spec("mset", -3, WRITE | DENYOOM, (1, -1, 2), W_SLOW, "1.0.1", Run::KeyMulti(mset, mset_multi), "Set multiple keys to multiple values"),
-    spec("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), W_SLOW, "1.0.1", Run::KeyMulti(msetnx, msetnx_multi), "Set multiple keys to multiple values, only if none of the keys exist"),
-    spec("psetex", 4, WRITE | DENYOOM, ONE, W_SLOW, "2.6.0", Run::Key(psetex), "Set the value and expiration in milliseconds of a key"),
-    spec("set", -3, WRITE | DENYOOM, ONE, W_SLOW, "1.0.0", Run::Key(set), "Set the string value of a key"),
-    spec("setex", 4, WRITE | DENYOOM, ONE, W_SLOW, "2.0.0", Run::Key(setex), "Set the value and expiration of a key"),
-    spec("setnx", 3, WRITE | DENYOOM | FAST, ONE, W_FAST, "1.0.0", Run::Key(setnx), "Set the value of a key, only if the key does not exist"),
-    spec("setrange", 4, WRITE | DENYOOM, ONE, W_SLOW, "2.2.0", Run::Key(setrange), "Overwrite part of a string at key starting at the specified offset"),
-    spec("strlen", 2, READONLY | FAST, ONE, R_FAST, "2.2.0", Run::Key(strlen), "Get the length of the value stored in a key"),
-    spec("substr", 4, READONLY, ONE, R_SLOW, "1.0.0", Run::Key(getrange), "Get a substring of the string stored at a key"),
+    spec(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "2.0.0",
+        Run::Key(append),
+        "Append a value to a key",
+    ),
+    spec(
+        "decr",
+        2,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(decr),
+        "Decrement the integer value of a key by one",
+    ),
+    spec(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(decrby),
+        "Decrement the integer value of a key by the given number",
+    ),
+    spec(
+        "get",
+        2,
+        READONLY | FAST,
+        ONE,
+        R_FAST,
+        "1.0.0",
+        Run::Key(get),
+        "Get the value of a key",
+    ),
+    spec(
+        "getdel",
+        2,
+        WRITE | FAST,
+        ONE,
+        W_FAST,
+        "6.2.0",
+        Run::Key(getdel),
+        "Get the value of a key and delete the key",
+    ),
+    spec(
+        "getex",
+        -2,
+        WRITE | FAST,
+        ONE,
+        W_FAST,
+        "6.2.0",
+        Run::Key(getex),
+        "Get the value of a key and optionally set its expiration",
+    ),
+    spec(
+        "getrange",
+        4,
+        READONLY,
+        ONE,
+        R_SLOW,
+        "2.4.0",
+        Run::Key(getrange),
+        "Get a substring of the string stored at a key",
+    ),
+    spec(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(getset),
+        "Set the string value of a key and return its old value",
+    ),
+    spec(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(incr),
+        "Increment the integer value of a key by one",
+    ),
+    spec(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(incrby),
+        "Increment the integer value of a key by the given amount",
+    ),
+    spec(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "2.6.0",
+        Run::Key(incrbyfloat),
+        "Increment the float value of a key by the given amount",
+    ),
+    spec(
+        "lcs",
+        -3,
+        READONLY,
+        (1, 2, 1),
+        R_SLOW,
+        "7.0.0",
+        Run::KeyMulti(lcs, lcs_multi),
+        "Find longest common substring",
+    ),
+    spec(
+        "mget",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        R_FAST,
+        "1.0.0",
+        Run::KeyMulti(mget, mget_multi),
+        "Get the values of all the given keys",
+    ),
+    spec(
+        "mset",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        W_SLOW,
+        "1.0.1",
+        Run::KeyMulti(mset, mset_multi),
+        "Set multiple keys to multiple values",
+    ),
+    spec(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        W_SLOW,
+        "1.0.1",
+        Run::KeyMulti(msetnx, msetnx_multi),
+        "Set multiple keys to multiple values, only if none of the keys exist",
+    ),
+    spec(
+        "psetex",
+        4,
+        WRITE | DENYOOM,
+        ONE,
+        W_SLOW,
+        "2.6.0",
+        Run::Key(psetex),
+        "Set the value and expiration in milliseconds of a key",
+    ),
+    spec(
+        "set",
+        -3,
+        WRITE | DENYOOM,
+        ONE,
+        W_SLOW,
+        "1.0.0",
+        Run::Key(set),
+        "Set the string value of a key",
+    ),
+    spec(
+        "setex",
+        4,
+        WRITE | DENYOOM,
+        ONE,
+        W_SLOW,
+        "2.0.0",
+        Run::Key(setex),
+        "Set the value and expiration of a key",
+    ),
+    spec(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        ONE,
+        W_FAST,
+        "1.0.0",
+        Run::Key(setnx),
+        "Set the value of a key, only if the key does not exist",
+    ),
+    spec(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        ONE,
+        W_SLOW,
+        "2.2.0",
+        Run::Key(setrange),
+        "Overwrite part of a string at key starting at the specified offset",
+    ),
+    spec(
+        "strlen",
+        2,
+        READONLY | FAST,
+        ONE,
+        R_FAST,
+        "2.2.0",
+        Run::Key(strlen),
+        "Get the length of the value stored in a key",
+    ),
+    spec(
+        "substr",
+        4,
+        READONLY,
+        ONE,
+        R_SLOW,
+        "1.0.0",
+        Run::Key(getrange),
+        "Get a substring of the string stored at a key",
+    ),
 ];
 
 // ----- helpers ---------------------------------------------------------
@@ -176,10 +374,15 @@ fn parse_ext<'a>(args: &[&'a [u8]], is_set: bool) -> Option<(u32, Option<&'a [u8
             && flags & (F_KEEPTTL | F_EX | F_PX | F_EXAT | F_PXAT) == 0
         {
             flags |= F_PERSIST;
-        } else if let Some(f) = [("ex", F_EX), ("px", F_PX), ("exat", F_EXAT), ("pxat", F_PXAT)]
-            .into_iter()
-            .find(|&(kw, f)| eq_ic(opt, kw) && exclusive(f))
-            .map(|(_, f)| f)
+        } else if let Some(f) = [
+            ("ex", F_EX),
+            ("px", F_PX),
+            ("exat", F_EXAT),
+            ("pxat", F_PXAT),
+        ]
+        .into_iter()
+        .find(|&(kw, f)| eq_ic(opt, kw) && exclusive(f))
+        .map(|(_, f)| f)
         {
             flags |= f;
             expire = next;
@@ -538,32 +741,29 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) {
     let (db, key) = (ctx.db, args[1]);
     let slot = ctx.ks.get_mut(db, key);
     let cur = match &slot {
-        None => 0.0,
+        None => Some(ld::Num::Finite(ld::F80::ZERO)),
         Some(v) => match str_ref(v) {
             None => {
                 ctx.out.wrongtype();
                 return;
             }
-            Some(Str::Int(n)) => *n as f64,
-            Some(s) => match parse_f64(s.as_bytes(&mut itoa::Buffer::new())) {
-                Some(f) => f,
-                None => {
-                    ctx.out.not_float();
-                    return;
-                }
-            },
+            Some(Str::Int(n)) => Some(ld::Num::Finite(ld::F80::from_i64(*n))),
+            Some(s) => ld::parse(s.as_bytes(&mut itoa::Buffer::new())),
         },
     };
-    let Some(incr) = parse_f64(args[2]) else {
+    let (Some(cur), Some(incr)) = (cur, ld::parse(args[2])) else {
         ctx.out.not_float();
         return;
     };
-    let sum = cur + incr;
-    if !sum.is_finite() {
+    let sum = match (cur, incr) {
+        (ld::Num::Finite(a), ld::Num::Finite(b)) => ld::add(a, b),
+        _ => ld::Num::Inf,
+    };
+    let ld::Num::Finite(sum) = sum else {
         ctx.out.err("increment would produce NaN or Infinity");
         return;
-    }
-    let text = fmt_long_double(sum).into_bytes();
+    };
+    let text = ld::format(sum).into_bytes();
     ctx.out.bulk(&text);
     // Stored as a plain string (createStringObject), never int-encoded.
     let new = if text.len() <= EMBSTR_MAX {
@@ -578,6 +778,553 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) {
             ctx.ks.touch_write(1);
         }
         None => ctx.ks.set(db, key, Value::Str(new), false),
+    }
+}
+
+/// INCRBYFLOAT's arithmetic as Redis does it on x86-64: `strtold` parsing
+/// into an x87 80-bit `long double` (64-bit mantissa), one addition rounded
+/// to nearest-even, and `%.17Lf` formatting with trailing zeros removed.
+/// Emulated exactly in software, so results match Redis digit for digit
+/// (e.g. 630.8 + 0.1 is "630.90000000000000002", and integers up to 2^64
+/// stay exact).
+mod ld {
+    use std::cmp::Ordering;
+
+    /// Exponent of the smallest normal and of every subnormal (scale of the
+    /// mantissa's lowest bit).
+    const MIN_EXP: i32 = -16445;
+    /// Exponent of the largest finite values.
+    const MAX_EXP: i32 = 16320;
+    /// Redis's MAX_LONG_DOUBLE_CHARS: longer inputs are refused.
+    const MAX_CHARS: usize = 5 * 1024;
+
+    /// A finite long double: (-1)^neg * mant * 2^exp, normalized (top
+    /// mantissa bit set) unless subnormal (exp == MIN_EXP) or zero.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct F80 {
+        pub neg: bool,
+        pub mant: u64,
+        pub exp: i32,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Num {
+        Finite(F80),
+        /// Either infinity (the sign never matters: any sum with it fails).
+        Inf,
+    }
+
+    impl F80 {
+        pub const ZERO: F80 = F80 {
+            neg: false,
+            mant: 0,
+            exp: MIN_EXP,
+        };
+
+        /// Exact: every i64 fits the 64-bit mantissa.
+        pub fn from_i64(v: i64) -> F80 {
+            if v == 0 {
+                return F80::ZERO;
+            }
+            let m = v.unsigned_abs();
+            let lz = m.leading_zeros();
+            F80 {
+                neg: v < 0,
+                mant: m << lz,
+                exp: -(lz as i32),
+            }
+        }
+    }
+
+    /// A little-endian arbitrary-precision natural number (no high zero
+    /// limbs), just what parsing and formatting need.
+    #[derive(Clone, Debug)]
+    struct Big(Vec<u32>);
+
+    impl Big {
+        fn from_u128(v: u128) -> Big {
+            let mut b = Big((0..4).map(|i| (v >> (32 * i)) as u32).collect());
+            b.trim();
+            b
+        }
+
+        fn trim(&mut self) {
+            while self.0.last() == Some(&0) {
+                self.0.pop();
+            }
+        }
+
+        fn is_zero(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// self = self * m + a
+        fn mul_add(&mut self, m: u32, a: u32) {
+            let mut carry = a as u64;
+            for l in &mut self.0 {
+                let v = *l as u64 * m as u64 + carry;
+                *l = v as u32;
+                carry = v >> 32;
+            }
+            if carry > 0 {
+                self.0.push(carry as u32);
+            }
+            self.trim();
+        }
+
+        fn mul_pow10(&mut self, mut n: usize) {
+            while n >= 9 {
+                self.mul_add(1_000_000_000, 0);
+                n -= 9;
+            }
+            if n > 0 {
+                self.mul_add(10u32.pow(n as u32), 0);
+            }
+        }
+
+        fn bitlen(&self) -> usize {
+            match self.0.last() {
+                None => 0,
+                Some(&top) => self.0.len() * 32 - top.leading_zeros() as usize,
+            }
+        }
+
+        fn bit(&self, i: usize) -> bool {
+            self.0
+                .get(i / 32)
+                .is_some_and(|&l| (l >> (i % 32)) & 1 == 1)
+        }
+
+        /// Whether any bit below position `i` is set.
+        fn any_below(&self, i: usize) -> bool {
+            let full = (i / 32).min(self.0.len());
+            if self.0[..full].iter().any(|&l| l != 0) {
+                return true;
+            }
+            let rem = i % 32;
+            rem > 0
+                && self
+                    .0
+                    .get(i / 32)
+                    .is_some_and(|&l| l & ((1u32 << rem) - 1) != 0)
+        }
+
+        fn shl(&mut self, n: usize) {
+            if self.is_zero() {
+                return;
+            }
+            let bits = n % 32;
+            if bits > 0 {
+                let mut carry = 0u32;
+                for l in &mut self.0 {
+                    let v = *l;
+                    *l = (v << bits) | carry;
+                    carry = v >> (32 - bits);
+                }
+                if carry > 0 {
+                    self.0.push(carry);
+                }
+            }
+            self.0.splice(0..0, std::iter::repeat_n(0, n / 32));
+        }
+
+        fn shr(&mut self, n: usize) {
+            let limbs = n / 32;
+            if limbs >= self.0.len() {
+                self.0.clear();
+                return;
+            }
+            self.0.drain(..limbs);
+            let bits = n % 32;
+            if bits > 0 {
+                let len = self.0.len();
+                for i in 0..len {
+                    let hi = if i + 1 < len { self.0[i + 1] } else { 0 };
+                    self.0[i] = (self.0[i] >> bits) | (hi << (32 - bits));
+                }
+            }
+            self.trim();
+        }
+
+        fn cmp(&self, o: &Big) -> Ordering {
+            self.0
+                .len()
+                .cmp(&o.0.len())
+                .then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
+        }
+
+        /// self -= o, for self >= o.
+        fn sub(&mut self, o: &Big) {
+            let mut borrow = 0u64;
+            for (i, l) in self.0.iter_mut().enumerate() {
+                let r = o.0.get(i).copied().unwrap_or(0) as u64 + borrow;
+                let v = *l as u64;
+                if v >= r {
+                    *l = (v - r) as u32;
+                    borrow = 0;
+                } else {
+                    *l = (v + (1 << 32) - r) as u32;
+                    borrow = 1;
+                }
+            }
+            self.trim();
+        }
+
+        /// self /= d, returning the remainder.
+        fn div_small(&mut self, d: u32) -> u32 {
+            let mut rem = 0u64;
+            for l in self.0.iter_mut().rev() {
+                let v = (rem << 32) | *l as u64;
+                *l = (v / d as u64) as u32;
+                rem = v % d as u64;
+            }
+            self.trim();
+            rem as u32
+        }
+
+        fn low_u128(&self) -> u128 {
+            self.0
+                .iter()
+                .take(4)
+                .enumerate()
+                .fold(0, |acc, (i, &l)| acc | (l as u128) << (32 * i))
+        }
+
+        /// The top `bits` bits, whether anything below them is set, and the
+        /// shift applied.
+        fn top_bits(mut self, bits: usize) -> (u128, bool, i64) {
+            let bl = self.bitlen();
+            if bl <= bits {
+                return (self.low_u128(), false, 0);
+            }
+            let s = bl - bits;
+            let sticky = self.any_below(s);
+            self.shr(s);
+            (self.low_u128(), sticky, s as i64)
+        }
+
+        fn to_decimal(mut self) -> String {
+            let mut chunks = Vec::new();
+            while !self.is_zero() {
+                chunks.push(self.div_small(1_000_000_000));
+            }
+            let mut s = chunks.pop().unwrap_or(0).to_string();
+            for c in chunks.iter().rev() {
+                s.push_str(&format!("{c:09}"));
+            }
+            s
+        }
+    }
+
+    /// floor(a / b) when the quotient is below 2^127, and whether the
+    /// division was inexact.
+    fn div(mut a: Big, b: &Big) -> (u128, bool) {
+        let (la, lb) = (a.bitlen(), b.bitlen());
+        if la < lb {
+            return (0, !a.is_zero());
+        }
+        let mut shift = la - lb;
+        let mut bs = b.clone();
+        bs.shl(shift);
+        let mut q: u128 = 0;
+        loop {
+            q <<= 1;
+            if a.cmp(&bs) != Ordering::Less {
+                a.sub(&bs);
+                q |= 1;
+            }
+            if shift == 0 {
+                break;
+            }
+            shift -= 1;
+            bs.shr(1);
+        }
+        (q, !a.is_zero())
+    }
+
+    /// Rounds (q + f) * 2^e2 to the nearest long double, ties to even, where
+    /// 0 <= f < 1 is nonzero exactly when `sticky`.
+    fn round(neg: bool, q: u128, sticky: bool, e2: i64) -> Num {
+        if q == 0 {
+            return Num::Finite(F80 { neg, ..F80::ZERO });
+        }
+        let bl = 128 - q.leading_zeros() as i64;
+        let mut shift = bl - 64;
+        if e2 + shift < MIN_EXP as i64 {
+            shift = MIN_EXP as i64 - e2;
+        }
+        let mut exp = e2 + shift;
+        let mant = if shift <= 0 {
+            (q << (-shift)) as u64
+        } else {
+            let (m, half, rest) = if shift > 128 {
+                (0, false, true)
+            } else if shift == 128 {
+                (0, q >> 127 == 1, q & ((1 << 127) - 1) != 0 || sticky)
+            } else {
+                let s = shift as u32;
+                let mask = (1u128 << (s - 1)) - 1;
+                (
+                    (q >> s) as u64,
+                    (q >> (s - 1)) & 1 == 1,
+                    q & mask != 0 || sticky,
+                )
+            };
+            if half && (rest || m & 1 == 1) {
+                match m.checked_add(1) {
+                    Some(m) => m,
+                    None => {
+                        exp += 1;
+                        1 << 63
+                    }
+                }
+            } else {
+                m
+            }
+        };
+        if exp > MAX_EXP as i64 {
+            return Num::Inf;
+        }
+        if mant == 0 {
+            return Num::Finite(F80 { neg, ..F80::ZERO });
+        }
+        Num::Finite(F80 {
+            neg,
+            mant,
+            exp: exp as i32,
+        })
+    }
+
+    /// x + y, rounded as the x87 FPU does in extended precision.
+    pub fn add(x: F80, y: F80) -> Num {
+        if x.mant == 0 && y.mant == 0 {
+            return Num::Finite(F80 {
+                neg: x.neg && y.neg,
+                ..F80::ZERO
+            });
+        }
+        if x.mant == 0 {
+            return Num::Finite(y);
+        }
+        if y.mant == 0 {
+            return Num::Finite(x);
+        }
+        let (a, b) = if x.exp >= y.exp { (x, y) } else { (y, x) };
+        let d = (a.exp - b.exp) as u32;
+        // Work in units of 2^(a.exp - 63): a is exact in 127 bits; a b more
+        // than 63 places lower is truncated with a sticky bit (a is normal
+        // then, so that far below its rounding position only "nonzero"
+        // matters).
+        let base = a.exp as i64 - 63;
+        let ua = (a.mant as u128) << 63;
+        let (ub, sticky) = if d <= 63 {
+            ((b.mant as u128) << (63 - d), false)
+        } else if d - 63 >= 64 {
+            (0, true)
+        } else {
+            let s = d - 63;
+            ((b.mant >> s) as u128, b.mant & ((1u64 << s) - 1) != 0)
+        };
+        if a.neg == b.neg {
+            return round(a.neg, ua + ub, sticky, base);
+        }
+        if sticky {
+            // ua - (ub + f) = (ua - ub - 1) + (1 - f)
+            return round(a.neg, ua - ub - 1, true, base);
+        }
+        match ua.cmp(&ub) {
+            Ordering::Greater => round(a.neg, ua - ub, false, base),
+            Ordering::Less => round(b.neg, ub - ua, false, base),
+            Ordering::Equal => Num::Finite(F80::ZERO),
+        }
+    }
+
+    /// Redis's `string2ld`: the whole input must be one `strtold` number
+    /// (decimal, hex, inf or infinity; no spaces, no NaN) that neither
+    /// overflows nor underflows to zero.
+    pub fn parse(s: &[u8]) -> Option<Num> {
+        if s.is_empty() || s.len() >= MAX_CHARS {
+            return None;
+        }
+        let (neg, rest) = match s[0] {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        if rest.eq_ignore_ascii_case(b"inf") || rest.eq_ignore_ascii_case(b"infinity") {
+            return Some(Num::Inf);
+        }
+        let r = if rest.len() > 2 && rest[0] == b'0' && rest[1] | 0x20 == b'x' {
+            parse_hex(neg, &rest[2..])?
+        } else {
+            parse_dec(neg, rest)?
+        };
+        match r {
+            // Overflow (ERANGE with HUGE_VAL) is refused.
+            Num::Inf => None,
+            n => Some(n),
+        }
+    }
+
+    /// An exponent: optional sign and at least one digit, saturated.
+    fn parse_exp(s: &[u8]) -> Option<i64> {
+        let (neg, digits) = match s.first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = digits
+            .iter()
+            .fold(0i64, |acc, &c| (acc * 10 + (c - b'0') as i64).min(1 << 40));
+        Some(if neg { -v } else { v })
+    }
+
+    /// Splits `s` into mantissa digits before/after the point and the rest
+    /// after an exponent marker. None unless there is at least one digit.
+    fn split_number(
+        s: &[u8],
+        is_digit: fn(&u8) -> bool,
+        marker: u8,
+    ) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+        let int_end = s.iter().position(|c| !is_digit(c)).unwrap_or(s.len());
+        let (int, mut rest) = s.split_at(int_end);
+        let mut frac: &[u8] = &[];
+        if rest.first() == Some(&b'.') {
+            let f_end = rest[1..]
+                .iter()
+                .position(|c| !is_digit(c))
+                .unwrap_or(rest.len() - 1);
+            frac = &rest[1..1 + f_end];
+            rest = &rest[1 + f_end..];
+        }
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let exp = match rest.first() {
+            None => None,
+            Some(&c) if c | 0x20 == marker => Some(&rest[1..]),
+            Some(_) => return None,
+        };
+        Some((int, frac, exp))
+    }
+
+    fn parse_dec(neg: bool, s: &[u8]) -> Option<Num> {
+        let (int, frac, exp) = split_number(s, u8::is_ascii_digit, b'e')?;
+        let mut e10 = match exp {
+            Some(e) => parse_exp(e)?,
+            None => 0,
+        } - frac.len() as i64;
+        let all = int.iter().chain(frac.iter());
+        let digits: Vec<u8> = all.skip_while(|&&c| c == b'0').copied().collect();
+        let trailing = digits.iter().rev().take_while(|&&c| c == b'0').count();
+        let digits = &digits[..digits.len() - trailing];
+        e10 += trailing as i64;
+        if digits.is_empty() {
+            return Some(Num::Finite(F80 { neg, ..F80::ZERO }));
+        }
+        let n = digits.len() as i64;
+        if n - 1 + e10 >= 4933 {
+            return Some(Num::Inf);
+        }
+        if n + e10 < -4951 {
+            return None; // underflows to zero: ERANGE, refused
+        }
+        let mut num = Big(Vec::new());
+        for chunk in digits.chunks(9) {
+            let v = chunk
+                .iter()
+                .fold(0u32, |acc, &c| acc * 10 + (c - b'0') as u32);
+            num.mul_add(10u32.pow(chunk.len() as u32), v);
+        }
+        let r = if e10 >= 0 {
+            num.mul_pow10(e10 as usize);
+            let (q, sticky, sh) = num.top_bits(120);
+            round(neg, q, sticky, sh)
+        } else {
+            let mut den = Big::from_u128(1);
+            den.mul_pow10((-e10) as usize);
+            let j = num.bitlen() as i64 - den.bitlen() as i64 - 68;
+            if j >= 0 {
+                den.shl(j as usize);
+            } else {
+                num.shl((-j) as usize);
+            }
+            let (q, sticky) = div(num, &den);
+            round(neg, q, sticky, j)
+        };
+        nonzero(r)
+    }
+
+    fn parse_hex(neg: bool, s: &[u8]) -> Option<Num> {
+        let (int, frac, exp) = split_number(s, u8::is_ascii_hexdigit, b'p')?;
+        let e2 = match exp {
+            Some(e) => parse_exp(e)?,
+            None => 0,
+        } - 4 * frac.len() as i64;
+        let mut num = Big(Vec::new());
+        for &c in int.iter().chain(frac.iter()) {
+            num.mul_add(16, (c as char).to_digit(16).unwrap_or(0));
+        }
+        if num.is_zero() {
+            return Some(Num::Finite(F80 { neg, ..F80::ZERO }));
+        }
+        let top = num.bitlen() as i64 + e2;
+        if top > 16385 {
+            return Some(Num::Inf);
+        }
+        if top < MIN_EXP as i64 - 2 {
+            return None;
+        }
+        let (q, sticky, sh) = num.top_bits(120);
+        nonzero(round(neg, q, sticky, e2 + sh))
+    }
+
+    /// A nonzero input that rounded to zero underflowed: refused.
+    fn nonzero(r: Num) -> Option<Num> {
+        match r {
+            Num::Finite(f) if f.mant == 0 => None,
+            r => Some(r),
+        }
+    }
+
+    /// `%.17Lf` with trailing zeros (and a bare point) removed, and "-0"
+    /// turned into "0", as Redis's `ld2string(LD_STR_HUMAN)`.
+    pub fn format(x: F80) -> String {
+        let mut n = Big::from_u128(x.mant as u128);
+        n.mul_pow10(17);
+        if x.exp >= 0 {
+            n.shl(x.exp as usize);
+        } else {
+            let s = (-x.exp) as usize;
+            let half = n.bit(s - 1);
+            let rest = n.any_below(s - 1);
+            n.shr(s);
+            if half && (rest || n.bit(0)) {
+                n.mul_add(1, 1);
+            }
+        }
+        let mut digits = n.to_decimal();
+        if digits.len() < 18 {
+            digits.insert_str(0, &"0".repeat(18 - digits.len()));
+        }
+        let (ip, fp) = digits.split_at(digits.len() - 17);
+        let fp = fp.trim_end_matches('0');
+        let mut out = String::with_capacity(digits.len() + 2);
+        if x.neg {
+            out.push('-');
+        }
+        out.push_str(ip);
+        if !fp.is_empty() {
+            out.push('.');
+            out.push_str(fp);
+        }
+        if out == "-0" {
+            out.remove(0);
+        }
+        out
     }
 }
 
@@ -634,7 +1381,8 @@ fn mset(ctx: &mut Ctx, args: &[&[u8]]) {
         return;
     }
     for kv in args[1..].chunks_exact(2) {
-        ctx.ks.set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
+        ctx.ks
+            .set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
     }
     ctx.out.ok();
 }
@@ -644,12 +1392,17 @@ fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) {
         ctx.out.wrong_arity("msetnx");
         return;
     }
-    if args[1..].iter().step_by(2).any(|k| ctx.ks.exists(ctx.db, k)) {
+    if args[1..]
+        .iter()
+        .step_by(2)
+        .any(|k| ctx.ks.exists(ctx.db, k))
+    {
         ctx.out.int(0);
         return;
     }
     for kv in args[1..].chunks_exact(2) {
-        ctx.ks.set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
+        ctx.ks
+            .set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
     }
     ctx.out.int(1);
 }
@@ -658,11 +1411,12 @@ type Pairs = Vec<(Vec<u8>, Value)>;
 
 /// The key/value pairs of MSET/MSETNX grouped by owning shard.
 fn mset_groups(sh: &Shard, args: &[&[u8]]) -> Vec<(usize, Pairs)> {
-    group_by_shard(
-        args[1..].chunks_exact(2).map(|kv| {
-            (sh.shard_of(kv[0]), (kv[0].to_vec(), Value::Str(Str::from_bytes(kv[1]))))
-        }),
-    )
+    group_by_shard(args[1..].chunks_exact(2).map(|kv| {
+        (
+            sh.shard_of(kv[0]),
+            (kv[0].to_vec(), Value::Str(Str::from_bytes(kv[1]))),
+        )
+    }))
 }
 
 fn set_pairs(ks: &mut Keyspace, db: usize, pairs: Pairs) {
@@ -949,14 +1703,25 @@ mod tests {
         assert_eq!(COMMANDS.len(), 22);
         let find = |n: &str| COMMANDS.iter().find(|c| c.name == n).unwrap();
         let mset = find("mset");
-        assert_eq!((mset.arity, mset.first_key, mset.last_key, mset.step), (-3, 1, -1, 2));
+        assert_eq!(
+            (mset.arity, mset.first_key, mset.last_key, mset.step),
+            (-3, 1, -1, 2)
+        );
         let mget = find("mget");
-        assert_eq!((mget.arity, mget.first_key, mget.last_key, mget.step), (-2, 1, -1, 1));
+        assert_eq!(
+            (mget.arity, mget.first_key, mget.last_key, mget.step),
+            (-2, 1, -1, 1)
+        );
         let lcs = find("lcs");
-        assert_eq!((lcs.arity, lcs.first_key, lcs.last_key, lcs.step), (-3, 1, 2, 1));
+        assert_eq!(
+            (lcs.arity, lcs.first_key, lcs.last_key, lcs.step),
+            (-3, 1, 2, 1)
+        );
         assert_eq!(find("get").flags, READONLY | FAST);
         assert_eq!(find("set").acl, "@write @string @slow");
-        let keys: Vec<usize> = mset.key_positions(&[b"mset", b"a", b"1", b"b", b"2"]).collect();
+        let keys: Vec<usize> = mset
+            .key_positions(&[b"mset", b"a", b"1", b"b", b"2"])
+            .collect();
         assert_eq!(keys, vec![1, 3]);
         for c in COMMANDS {
             assert!(matches!(c.run, Run::Key(_) | Run::KeyMulti(..)));
@@ -973,7 +1738,10 @@ mod tests {
         assert_eq!(run(&mut ks, "SET n 123"), OK);
         assert_eq!(encoding(&mut ks, "n"), "int");
         assert_eq!(run(&mut ks, "GET n"), "$3\r\n123\r\n");
-        assert_eq!(run(&mut ks, "get"), "-ERR wrong number of arguments for 'get' command\r\n");
+        assert_eq!(
+            run(&mut ks, "get"),
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
         assert_eq!(run3(&mut ks, "GET nope"), "_\r\n");
     }
 
@@ -1050,10 +1818,19 @@ mod tests {
         assert_eq!(ks.get_expire(0, b"k"), Some(NOW + 10_000));
         assert_eq!(run(&mut ks, "PSETEX k 10 w"), OK);
         assert_eq!(ks.get_expire(0, b"k"), Some(NOW + 10));
-        assert_eq!(run(&mut ks, "SETEX k 0 w"), "-ERR invalid expire time in 'setex' command\r\n");
-        assert_eq!(run(&mut ks, "PSETEX k -1 w"), "-ERR invalid expire time in 'psetex' command\r\n");
+        assert_eq!(
+            run(&mut ks, "SETEX k 0 w"),
+            "-ERR invalid expire time in 'setex' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, "PSETEX k -1 w"),
+            "-ERR invalid expire time in 'psetex' command\r\n"
+        );
         assert_eq!(run(&mut ks, "SETEX k x w"), NOT_INT);
-        assert_eq!(run(&mut ks, "SETEX k 10"), "-ERR wrong number of arguments for 'setex' command\r\n");
+        assert_eq!(
+            run(&mut ks, "SETEX k 10"),
+            "-ERR wrong number of arguments for 'setex' command\r\n"
+        );
     }
 
     #[test]
@@ -1072,7 +1849,10 @@ mod tests {
         assert_eq!(ks.get_expire(0, b"k"), Some(NOW + 5));
         assert_eq!(run(&mut ks, "GETEX k"), "$1\r\nv\r\n");
         assert_eq!(ks.get_expire(0, b"k"), Some(NOW + 5));
-        assert_eq!(run(&mut ks, "GETEX k EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
+        assert_eq!(
+            run(&mut ks, "GETEX k EX 0"),
+            "-ERR invalid expire time in 'getex' command\r\n"
+        );
         assert_eq!(run(&mut ks, "GETEX k EX 10 PERSIST"), SYNTAX);
         assert_eq!(run(&mut ks, "GETEX k PERSIST EX 10"), SYNTAX);
         assert_eq!(run(&mut ks, "GETEX k KEEPTTL"), SYNTAX);
@@ -1105,9 +1885,18 @@ mod tests {
     fn mget_mset_msetnx() {
         let mut ks = ks();
         assert_eq!(run(&mut ks, "MSET a 1 b 2 a 3"), OK);
-        assert_eq!(run(&mut ks, "MGET a b c"), "*3\r\n$1\r\n3\r\n$1\r\n2\r\n$-1\r\n");
-        assert_eq!(run(&mut ks, "MSET a 1 b"), "-ERR wrong number of arguments for 'mset' command\r\n");
-        assert_eq!(run(&mut ks, "MSETNX a 1 b"), "-ERR wrong number of arguments for 'msetnx' command\r\n");
+        assert_eq!(
+            run(&mut ks, "MGET a b c"),
+            "*3\r\n$1\r\n3\r\n$1\r\n2\r\n$-1\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, "MSET a 1 b"),
+            "-ERR wrong number of arguments for 'mset' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, "MSETNX a 1 b"),
+            "-ERR wrong number of arguments for 'msetnx' command\r\n"
+        );
         assert_eq!(run(&mut ks, "MSETNX c 1 a 2"), ":0\r\n");
         assert_eq!(run(&mut ks, "GET c"), NIL);
         assert_eq!(run(&mut ks, "MSETNX c 1 d 2 c 5"), ":1\r\n");
@@ -1144,7 +1933,11 @@ mod tests {
         let mut ks = ks();
         run_proto(&mut ks, false, &[b"SET", b"mykey", b"This is a string"]);
         let r = |ks: &mut Keyspace, a: &str, b: &str| {
-            run_proto(ks, false, &[b"GETRANGE", b"mykey", a.as_bytes(), b.as_bytes()])
+            run_proto(
+                ks,
+                false,
+                &[b"GETRANGE", b"mykey", a.as_bytes(), b.as_bytes()],
+            )
         };
         assert_eq!(r(&mut ks, "0", "3"), "$4\r\nThis\r\n");
         assert_eq!(r(&mut ks, "-3", "-1"), "$3\r\ning\r\n");
@@ -1162,7 +1955,13 @@ mod tests {
         assert_eq!(run(&mut ks, "SET n 12345"), OK);
         assert_eq!(run(&mut ks, "GETRANGE n 1 2"), "$2\r\n23\r\n");
         assert_eq!(run(&mut ks, "SET e x"), OK);
-        assert_eq!(run(&mut ks, "GETRANGE e -9223372036854775808 9223372036854775807"), "$1\r\nx\r\n");
+        assert_eq!(
+            run(
+                &mut ks,
+                "GETRANGE e -9223372036854775808 9223372036854775807"
+            ),
+            "$1\r\nx\r\n"
+        );
     }
 
     #[test]
@@ -1176,7 +1975,10 @@ mod tests {
         assert_eq!(encoding(&mut ks, "key2"), "raw");
         assert_eq!(run(&mut ks, "SETRANGE key1 13 !"), ":14\r\n");
         assert_eq!(run(&mut ks, "GET key1"), "$14\r\nHello Redis\0\0!\r\n");
-        assert_eq!(run(&mut ks, "SETRANGE key1 -1 x"), "-ERR offset is out of range\r\n");
+        assert_eq!(
+            run(&mut ks, "SETRANGE key1 -1 x"),
+            "-ERR offset is out of range\r\n"
+        );
         assert_eq!(run(&mut ks, "SETRANGE key1 x x"), NOT_INT);
         let big = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
         assert_eq!(run(&mut ks, "SETRANGE key1 536870912 x"), big);
@@ -1186,8 +1988,14 @@ mod tests {
         // Empty value: nothing created, existing length returned.
         run_proto(&mut ks, false, &[b"SETRANGE", b"key4", b"5", b""]);
         assert!(ks.peek(0, b"key4").is_none());
-        assert_eq!(run_proto(&mut ks, false, &[b"SETRANGE", b"key4", b"5", b""]), ":0\r\n");
-        assert_eq!(run_proto(&mut ks, false, &[b"SETRANGE", b"key1", b"100", b""]), ":14\r\n");
+        assert_eq!(
+            run_proto(&mut ks, false, &[b"SETRANGE", b"key4", b"5", b""]),
+            ":0\r\n"
+        );
+        assert_eq!(
+            run_proto(&mut ks, false, &[b"SETRANGE", b"key1", b"100", b""]),
+            ":14\r\n"
+        );
         // On an integer.
         assert_eq!(run(&mut ks, "SET n 1234"), OK);
         assert_eq!(run(&mut ks, "SETRANGE n 1 9"), ":4\r\n");
@@ -1214,7 +2022,10 @@ mod tests {
         assert_eq!(run(&mut ks, "INCR m"), ovf);
         assert_eq!(run(&mut ks, "DECRBY m -1"), ovf);
         assert_eq!(run(&mut ks, "DECRBY m 9223372036854775807"), ":0\r\n");
-        assert_eq!(run(&mut ks, "DECRBY m -9223372036854775808"), "-ERR decrement would overflow\r\n");
+        assert_eq!(
+            run(&mut ks, "DECRBY m -9223372036854775808"),
+            "-ERR decrement would overflow\r\n"
+        );
         assert_eq!(run(&mut ks, "SET m -9223372036854775808"), OK);
         assert_eq!(run(&mut ks, "DECR m"), ovf);
         assert_eq!(run(&mut ks, "INCRBY m -1"), ovf);
@@ -1243,7 +2054,10 @@ mod tests {
         assert_eq!(run(&mut ks, "INCRBYFLOAT i 3"), "$1\r\n3\r\n");
         assert_eq!(encoding(&mut ks, "i"), "embstr");
         assert_eq!(run(&mut ks, "INCRBYFLOAT i x"), NOT_FLOAT);
-        assert_eq!(run(&mut ks, "INCRBYFLOAT i inf"), "-ERR increment would produce NaN or Infinity\r\n");
+        assert_eq!(
+            run(&mut ks, "INCRBYFLOAT i inf"),
+            "-ERR increment would produce NaN or Infinity\r\n"
+        );
         assert_eq!(run(&mut ks, "INCRBYFLOAT i nan"), NOT_FLOAT);
         assert_eq!(run(&mut ks, "SET s abc"), OK);
         assert_eq!(run(&mut ks, "INCRBYFLOAT s 1"), NOT_FLOAT);

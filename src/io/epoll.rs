@@ -61,7 +61,12 @@ fn flush(sh: &mut Shard, ep: i32, idx: u32) {
         let rest = &c.sending[c.send_off..];
         // SAFETY: writes from a live slice to our socket.
         let n = unsafe {
-            libc::send(c.fd, rest.as_ptr() as *const libc::c_void, rest.len(), libc::MSG_NOSIGNAL)
+            libc::send(
+                c.fd,
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
+                libc::MSG_NOSIGNAL,
+            )
         };
         if n > 0 {
             c.send_off += n as usize;
@@ -73,7 +78,13 @@ fn flush(sh: &mut Shard, ep: i32, idx: u32) {
             if !c.want_write {
                 c.want_write = true;
                 let (fd, gen) = (c.fd, c.gen);
-                ctl(ep, libc::EPOLL_CTL_MOD, fd, (libc::EPOLLIN | libc::EPOLLOUT) as u32, key(KIND_CONN, idx, gen));
+                ctl(
+                    ep,
+                    libc::EPOLL_CTL_MOD,
+                    fd,
+                    (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+                    key(KIND_CONN, idx, gen),
+                );
             }
             return;
         }
@@ -83,7 +94,13 @@ fn flush(sh: &mut Shard, ep: i32, idx: u32) {
     if c.want_write {
         c.want_write = false;
         let (fd, gen) = (c.fd, c.gen);
-        ctl(ep, libc::EPOLL_CTL_MOD, fd, libc::EPOLLIN as u32, key(KIND_CONN, idx, gen));
+        ctl(
+            ep,
+            libc::EPOLL_CTL_MOD,
+            fd,
+            libc::EPOLLIN as u32,
+            key(KIND_CONN, idx, gen),
+        );
     }
     let c = sh.conn(idx).expect("conn");
     if c.close_after_reply && c.pending.is_empty() {
@@ -99,11 +116,23 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     }
     for (i, &l) in listeners.iter().enumerate() {
         set_nonblocking(l);
-        ctl(ep, libc::EPOLL_CTL_ADD, l, libc::EPOLLIN as u32, key(KIND_LISTEN, i as u32, 0));
+        ctl(
+            ep,
+            libc::EPOLL_CTL_ADD,
+            l,
+            libc::EPOLLIN as u32,
+            key(KIND_LISTEN, i as u32, 0),
+        );
     }
     let me = sh.id;
     let efd = sh.g.wakers[me].efd;
-    ctl(ep, libc::EPOLL_CTL_ADD, efd, libc::EPOLLIN as u32, KIND_WAKE);
+    ctl(
+        ep,
+        libc::EPOLL_CTL_ADD,
+        efd,
+        libc::EPOLLIN as u32,
+        KIND_WAKE,
+    );
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut next_cron = std::time::Instant::now();
@@ -148,7 +177,11 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
         }
         for ev in &events[..n as usize] {
             let data = ev.u64;
-            let (kind, idx, gen) = (data & 0xFF, (data >> 32) as u32, ((data >> 8) & 0xFF_FFFF) as u32);
+            let (kind, idx, gen) = (
+                data & 0xFF,
+                (data >> 32) as u32,
+                ((data >> 8) & 0xFF_FFFF) as u32,
+            );
             match kind {
                 KIND_LISTEN => loop {
                     // SAFETY: accept4 on our nonblocking listener.
@@ -164,7 +197,13 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                         break;
                     }
                     if let Some((ci, g)) = crate::io::admit(&mut sh, fd) {
-                        ctl(ep, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, key(KIND_CONN, ci, g));
+                        ctl(
+                            ep,
+                            libc::EPOLL_CTL_ADD,
+                            fd,
+                            libc::EPOLLIN as u32,
+                            key(KIND_CONN, ci, g),
+                        );
                     }
                 },
                 KIND_WAKE => sh.g.wakers[me].drain(),
@@ -182,7 +221,9 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                         // Read a bounded amount per event for fairness.
                         for _ in 0..16 {
                             // SAFETY: reads into our own buffer.
-                            let r = unsafe { libc::read(fd, rbuf.as_mut_ptr() as *mut libc::c_void, rbuf.len()) };
+                            let r = unsafe {
+                                libc::read(fd, rbuf.as_mut_ptr() as *mut libc::c_void, rbuf.len())
+                            };
                             if r > 0 {
                                 sh.on_input(idx, &rbuf[..r as usize]);
                                 if (r as usize) < rbuf.len() {

@@ -16,11 +16,29 @@ pub fn tune_socket(fd: i32, keepalive_s: i64) {
     let sz = std::mem::size_of::<libc::c_int>() as u32;
     // SAFETY: setsockopt with pointers to live locals on a socket we own.
     unsafe {
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const _ as *const libc::c_void, sz);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const _ as *const libc::c_void,
+            sz,
+        );
         if keepalive_s > 0 {
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &one as *const _ as *const libc::c_void, sz);
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_KEEPALIVE,
+                &one as *const _ as *const libc::c_void,
+                sz,
+            );
             let idle = keepalive_s as libc::c_int;
-            libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, &idle as *const _ as *const libc::c_void, sz);
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPIDLE,
+                &idle as *const _ as *const libc::c_void,
+                sz,
+            );
         }
     }
 }
@@ -29,7 +47,11 @@ pub fn tune_socket(fd: i32, keepalive_s: i64) {
 /// maxclients is reached. Returns the slot and generation when accepted.
 pub fn admit(sh: &mut crate::shard::Shard, fd: i32) -> Option<(u32, u32)> {
     use std::sync::atomic::Ordering;
-    let keepalive = sh.g.config.read().map(|c| c.get_i64("tcp-keepalive")).unwrap_or(0);
+    let keepalive =
+        sh.g.config
+            .read()
+            .map(|c| c.get_i64("tcp-keepalive"))
+            .unwrap_or(0);
     tune_socket(fd, keepalive);
     if sh.g.connected_clients.load(Ordering::Relaxed) >= sh.cfg.maxclients {
         let msg = b"-ERR max number of clients reached\r\n";

@@ -242,7 +242,10 @@ impl Loop {
                         self.arm_recv(sh, ci);
                     }
                 } else if res != -libc::EINTR && res != -libc::ECONNABORTED {
-                    crate::log::verbose(&format!("accept: {}", std::io::Error::from_raw_os_error(-res)));
+                    crate::log::verbose(&format!(
+                        "accept: {}",
+                        std::io::Error::from_raw_os_error(-res)
+                    ));
                 }
                 if !cqueue::more(flags) && !sh.g.shutdown.load(Ordering::Relaxed) {
                     self.arm_accept(sh, idx as usize);
@@ -316,11 +319,7 @@ impl Loop {
                     self.flush(sh, idx);
                 }
             }
-            TAG_WAKE => {
-                if !sh.g.shutdown.load(Ordering::Relaxed) {
-                    self.arm_wake(sh);
-                }
-            }
+            TAG_WAKE if !sh.g.shutdown.load(Ordering::Relaxed) => self.arm_wake(sh),
             TAG_TIMER => {
                 sh.cron();
                 for i in std::mem::take(&mut sh.to_close) {
@@ -391,7 +390,11 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
             }
         }
         cqes.clear();
-        cqes.extend(lp.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        cqes.extend(
+            lp.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
         sh.stats.completions += cqes.len() as u64;
         for &(u, res, flags) in &cqes {
             lp.on_cqe(&mut sh, u, res, flags);

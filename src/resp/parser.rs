@@ -158,7 +158,9 @@ fn parse_inline<'a>(
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];
     }
-    split_args(line, bump, args).ok_or(std::borrow::Cow::Borrowed("Protocol error: unbalanced quotes in request"))?;
+    split_args(line, bump, args).ok_or(std::borrow::Cow::Borrowed(
+        "Protocol error: unbalanced quotes in request",
+    ))?;
     Ok(Parsed::Done { consumed: nl + 1 })
 }
 
@@ -175,11 +177,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// backslash escapes (\n \r \t \b \a \\ \" \xHH) and 'single quoted' with
 /// only \' escaped. A closing quote must be followed by a space or the end.
 /// Returns None on unbalanced quotes.
-pub fn split_args<'a>(
-    line: &'a [u8],
-    bump: &'a Bump,
-    args: &mut BVec<'a, &'a [u8]>,
-) -> Option<()> {
+pub fn split_args<'a>(line: &'a [u8], bump: &'a Bump, args: &mut BVec<'a, &'a [u8]>) -> Option<()> {
     let mut i = 0;
     let n = line.len();
     loop {
@@ -286,7 +284,12 @@ mod tests {
     fn multibulk_complete_and_partial() {
         let full = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
         let (r, a) = p(full);
-        assert_eq!(r, Ok(Parsed::Done { consumed: full.len() }));
+        assert_eq!(
+            r,
+            Ok(Parsed::Done {
+                consumed: full.len()
+            })
+        );
         assert_eq!(a, vec![b"GET".to_vec(), b"k".to_vec()]);
         for cut in 1..full.len() {
             let (r, a) = p(&full[..cut]);
@@ -310,7 +313,10 @@ mod tests {
             Err("Protocol error: invalid bulk length".into())
         );
         assert!(p(b"*1\r\nxx\r\n").0.is_err());
-        assert_eq!(p(b"*abc\r\n").0, Err("Protocol error: invalid multibulk length".into()));
+        assert_eq!(
+            p(b"*abc\r\n").0,
+            Err("Protocol error: invalid multibulk length".into())
+        );
         assert_eq!(p(b"*-1\r\n").0, Ok(Parsed::Done { consumed: 5 }));
     }
 
@@ -331,6 +337,9 @@ mod tests {
     #[test]
     fn huge_inline_refused() {
         let big = vec![b'a'; INLINE_MAX + 10];
-        assert_eq!(p(&big).0, Err("Protocol error: too big inline request".into()));
+        assert_eq!(
+            p(&big).0,
+            Err("Protocol error: too big inline request".into())
+        );
     }
 }

@@ -40,7 +40,8 @@ impl<'a> Out<'a> {
     pub fn error(&mut self, msg: &str) {
         self.buf.push(b'-');
         for &c in msg.as_bytes() {
-            self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+            self.buf
+                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.buf.extend_from_slice(b"\r\n");
     }

@@ -80,9 +80,14 @@ pub fn allowed_cpus() -> Vec<usize> {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect();
+            return (0..std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1))
+                .collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 
@@ -155,10 +160,28 @@ fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
         }
         let one: libc::c_int = 1;
         let sz = std::mem::size_of::<libc::c_int>() as u32;
-        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as *const libc::c_void, sz);
-        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const _ as *const libc::c_void, sz);
+        libc::setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const _ as *const libc::c_void,
+            sz,
+        );
+        libc::setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            &one as *const _ as *const libc::c_void,
+            sz,
+        );
         if domain == libc::AF_INET6 {
-            libc::setsockopt(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one as *const _ as *const libc::c_void, sz);
+            libc::setsockopt(
+                s,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &one as *const _ as *const libc::c_void,
+                sz,
+            );
         }
         if libc::bind(s, &storage as *const _ as *const libc::sockaddr, len) != 0 {
             let e = std::io::Error::last_os_error();
@@ -184,7 +207,11 @@ pub fn sockaddr(sa: &std::net::SocketAddr) -> (i32, libc::sockaddr_storage, u32)
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
             unsafe { std::ptr::write(&mut st as *mut _ as *mut libc::sockaddr_in, sin) };
-            (libc::AF_INET, st, std::mem::size_of::<libc::sockaddr_in>() as u32)
+            (
+                libc::AF_INET,
+                st,
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
         }
         std::net::SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
@@ -198,7 +225,11 @@ pub fn sockaddr(sa: &std::net::SocketAddr) -> (i32, libc::sockaddr_storage, u32)
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
             unsafe { std::ptr::write(&mut st as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (libc::AF_INET6, st, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+            (
+                libc::AF_INET6,
+                st,
+                std::mem::size_of::<libc::sockaddr_in6>() as u32,
+            )
         }
     }
 }
@@ -239,7 +270,11 @@ pub fn run(cfg: Config) -> i32 {
     let cpu_list = cfg.cpus.clone().unwrap_or_else(|| allowed.clone());
     let nshards = cfg.shards.unwrap_or(cpu_list.len()).max(1);
     let port = cfg.get_i64("port") as u16;
-    let binds: Vec<String> = cfg.get("bind").split_whitespace().map(String::from).collect();
+    let binds: Vec<String> = cfg
+        .get("bind")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     let backlog = cfg.get_i64("tcp-backlog") as i32;
 
     let io = match cfg.io {
@@ -263,7 +298,13 @@ pub fn run(cfg: Config) -> i32 {
         for (s, l) in listeners.iter_mut().enumerate() {
             match listen_socket(b, port, backlog) {
                 Ok(fd) => l.push(fd),
-                Err(e) if optional || (b.contains(':') && binds.len() > 1 && s == 0 && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)) => {
+                Err(e)
+                    if optional
+                        || (b.contains(':')
+                            && binds.len() > 1
+                            && s == 0
+                            && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)) =>
+                {
                     crate::log::verbose(&format!("skipping optional bind address {b}: {e}"));
                     break;
                 }
@@ -287,7 +328,10 @@ pub fn run(cfg: Config) -> i32 {
     let cpus: Vec<Option<usize>> = (0..nshards)
         .map(|i| cfg.pin.then(|| cpu_list[i % cpu_list.len()]))
         .collect();
-    let wakers = match (0..nshards).map(|_| Waker::new()).collect::<Result<Vec<_>, _>>() {
+    let wakers = match (0..nshards)
+        .map(|_| Waker::new())
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(w) => w,
         Err(e) => {
             crate::log::warn(&format!("eventfd: {e}"));
@@ -345,14 +389,23 @@ pub fn run(cfg: Config) -> i32 {
         std::process::id(),
         port,
         nshards,
-        if io == IoKind::Uring { "io_uring" } else { "epoll" },
+        if io == IoKind::Uring {
+            "io_uring"
+        } else {
+            "epoll"
+        },
         cpus.iter()
             .map(|c| c.map(|c| c.to_string()).unwrap_or_else(|| "any".into()))
             .collect::<Vec<_>>()
             .join(",")
     ));
 
-    let meshes = Mutex::new(mesh::build(nshards).into_iter().map(Some).collect::<Vec<_>>());
+    let meshes = Mutex::new(
+        mesh::build(nshards)
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>(),
+    );
     let meshes = Arc::new(meshes);
     let mut handles = Vec::new();
     let failed = Arc::new(AtomicBool::new(false));
@@ -366,10 +419,14 @@ pub fn run(cfg: Config) -> i32 {
             .spawn(move || {
                 if let Some(c) = cpu {
                     if let Err(e) = pin_to(c) {
-                        crate::log::warn(&format!("shard {id}: could not pin to CPU {c}: {e} (continuing unpinned)"));
+                        crate::log::warn(&format!(
+                            "shard {id}: could not pin to CPU {c}: {e} (continuing unpinned)"
+                        ));
                     }
                 }
-                let mesh = meshes.lock().unwrap_or_else(|e| e.into_inner())[id].take().expect("mesh");
+                let mesh = meshes.lock().unwrap_or_else(|e| e.into_inner())[id]
+                    .take()
+                    .expect("mesh");
                 let shard = Shard::new(id, g.clone(), mesh);
                 let r = match g.io {
                     IoKind::Uring => crate::io::uring::run(shard, ls),

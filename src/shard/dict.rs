@@ -14,10 +14,59 @@ use std::hash::BuildHasher;
 
 pub type Key = Box<[u8]>;
 
+const INLINE_KEY: usize = 22;
+
+/// A key stored in a node: short keys live inline (no extra allocation and
+/// no extra cache miss on lookup), long ones on the heap.
+enum NodeKey {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Key),
+}
+
+impl NodeKey {
+    #[inline]
+    fn new(k: &[u8]) -> NodeKey {
+        if k.len() <= INLINE_KEY {
+            let mut buf = [0u8; INLINE_KEY];
+            buf[..k.len()].copy_from_slice(k);
+            NodeKey::Inline {
+                len: k.len() as u8,
+                buf,
+            }
+        } else {
+            NodeKey::Heap(k.into())
+        }
+    }
+    #[inline]
+    fn from_box(k: Key) -> NodeKey {
+        if k.len() <= INLINE_KEY {
+            NodeKey::new(&k)
+        } else {
+            NodeKey::Heap(k)
+        }
+    }
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            NodeKey::Inline { len, buf } => &buf[..*len as usize],
+            NodeKey::Heap(b) => b,
+        }
+    }
+    fn into_box(self) -> Key {
+        match self {
+            NodeKey::Inline { len, buf } => buf[..len as usize].into(),
+            NodeKey::Heap(b) => b,
+        }
+    }
+}
+
 struct Node<V> {
-    key: Key,
-    val: V,
     next: Option<Box<Node<V>>>,
+    /// The full hash, so rehashing never rehashes a key and most
+    /// mismatches in a chain are rejected without touching the key bytes.
+    hash: u64,
+    key: NodeKey,
+    val: V,
 }
 
 struct Table<V> {
@@ -113,7 +162,7 @@ impl<V> Dict<V> {
             let mask1 = self.t[1].mask();
             while let Some(mut node) = chain {
                 chain = node.next.take();
-                let h = self.hasher.hash_one(&*node.key) & mask1;
+                let h = node.hash & mask1;
                 let slot = &mut self.t[1].buckets[h as usize];
                 node.next = slot.take();
                 *slot = Some(node);
@@ -180,7 +229,7 @@ impl<V> Dict<V> {
             }
             let mut cur = t.buckets[(h & t.mask()) as usize].as_deref();
             while let Some(n) = cur {
-                if &*n.key == key {
+                if n.hash == h && n.key.as_bytes() == key {
                     return Some(n);
                 }
                 cur = n.next.as_deref();
@@ -201,7 +250,7 @@ impl<V> Dict<V> {
             let m = t.mask();
             let mut cur = t.buckets[(h & m) as usize].as_deref_mut();
             while let Some(n) = cur {
-                if &*n.key == key {
+                if n.hash == h && n.key.as_bytes() == key {
                     return Some(n);
                 }
                 cur = n.next.as_deref_mut();
@@ -228,7 +277,7 @@ impl<V> Dict<V> {
             return None;
         }
         let h = self.hash(key);
-        self.find(key, h).map(|n| (&*n.key, &n.val))
+        self.find(key, h).map(|n| (n.key.as_bytes(), &n.val))
     }
 
     #[inline]
@@ -257,7 +306,7 @@ impl<V> Dict<V> {
         if let Some(n) = self.find_mut(key, h) {
             return Some(std::mem::replace(&mut n.val, val));
         }
-        self.insert_new(key.into(), val, h);
+        self.insert_new(NodeKey::new(key), val, h);
         None
     }
 
@@ -267,10 +316,10 @@ impl<V> Dict<V> {
         if self.is_rehashing() {
             self.rehash_step(1);
         }
-        self.insert_new(key, val, h);
+        self.insert_new(NodeKey::from_box(key), val, h);
     }
 
-    fn insert_new(&mut self, key: Key, val: V, h: u64) {
+    fn insert_new(&mut self, key: NodeKey, val: V, h: u64) {
         self.grow_if_needed();
         let t = if self.is_rehashing() {
             &mut self.t[1]
@@ -280,7 +329,12 @@ impl<V> Dict<V> {
         let m = t.mask();
         let slot = &mut t.buckets[(h & m) as usize];
         let next = slot.take();
-        *slot = Some(Box::new(Node { key, val, next }));
+        *slot = Some(Box::new(Node {
+            next,
+            hash: h,
+            key,
+            val,
+        }));
         t.used += 1;
     }
 
@@ -303,11 +357,11 @@ impl<V> Dict<V> {
             loop {
                 match link {
                     None => break,
-                    Some(n) if &*n.key == key => {
+                    Some(n) if n.hash == h && n.key.as_bytes() == key => {
                         let mut node = link.take().unwrap();
                         *link = node.next.take();
                         t.used -= 1;
-                        return Some((node.key, node.val));
+                        return Some((node.key.into_box(), node.val));
                     }
                     Some(n) => link = &mut n.next,
                 }
@@ -341,7 +395,7 @@ impl<V> Dict<V> {
         let emit_bucket = |t: &Table<V>, idx: u64, f: &mut dyn FnMut(&[u8], &V)| {
             let mut cur = t.buckets[(idx & t.mask()) as usize].as_deref();
             while let Some(n) = cur {
-                f(&n.key, &n.val);
+                f(n.key.as_bytes(), &n.val);
                 cur = n.next.as_deref();
             }
         };
@@ -413,7 +467,7 @@ impl<V> Dict<V> {
             cur = cur.next.as_deref().unwrap();
             pick -= 1;
         }
-        Some((&cur.key, &cur.val))
+        Some((cur.key.as_bytes(), &cur.val))
     }
 
     /// Visits every element (in bucket order).
@@ -422,7 +476,7 @@ impl<V> Dict<V> {
             for b in &t.buckets {
                 let mut cur = b.as_deref();
                 while let Some(n) = cur {
-                    f(&n.key, &n.val);
+                    f(n.key.as_bytes(), &n.val);
                     cur = n.next.as_deref();
                 }
             }
@@ -437,7 +491,7 @@ impl<V> Dict<V> {
                 std::iter::from_fn(move || {
                     let n = cur?;
                     cur = n.next.as_deref();
-                    Some((&*n.key, &n.val))
+                    Some((n.key.as_bytes(), &n.val))
                 })
             })
         })

@@ -243,7 +243,9 @@ impl Keyspace {
             let key = {
                 let d = &self.dbs[db];
                 let (k, _) = d.main.random(|| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     seed >> 11
                 })?;
                 k.to_vec()
@@ -297,9 +299,7 @@ impl Keyspace {
                 }
                 expired_total += expired;
                 iterations += 1;
-                if iterations % 16 == 0
-                    && start.elapsed().as_micros() as u64 > budget_us
-                {
+                if iterations.is_multiple_of(16) && start.elapsed().as_micros() as u64 > budget_us {
                     self.stats.expired_time_cap_reached += 1;
                     self.expire_db_cursor = db;
                     return expired_total;

@@ -182,10 +182,7 @@ impl Mesh {
 
     /// Whether any inbound ring holds a message.
     pub fn has_input(&self) -> bool {
-        self.rx
-            .iter()
-            .flatten()
-            .any(|c| !c.is_empty())
+        self.rx.iter().flatten().any(|c| !c.is_empty())
     }
 
     pub fn n(&self) -> usize {

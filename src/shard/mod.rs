@@ -185,7 +185,11 @@ impl Shard {
     }
 
     pub fn mark_dirty(&mut self, idx: u32) {
-        if let Some(c) = self.conns.get_mut(idx as usize).and_then(|c| c.as_deref_mut()) {
+        if let Some(c) = self
+            .conns
+            .get_mut(idx as usize)
+            .and_then(|c| c.as_deref_mut())
+        {
             if !c.in_dirty {
                 c.in_dirty = true;
                 self.dirty.push(idx);
@@ -202,7 +206,11 @@ impl Shard {
         self.current = Some(idx);
         conn.net_in += data.len() as u64;
         self.stats.net_in += data.len() as u64;
-        conn.last_ms = crate::util::now_ms();
+        // One clock read per batch: every command of the batch sees the
+        // same "now" (as Redis caches the time per command).
+        let now = crate::util::now_ms();
+        self.ks.now = now;
+        conn.last_ms = now;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         let before = wbuf.len();
         if conn.kill || conn.close_after_reply {
@@ -307,7 +315,9 @@ impl Shard {
         // CLIENT REPLY itself is always answered (ON replies +OK even
         // after OFF); everything else honours the reply mode.
         let skip = conn.reply_mode != ReplyMode::On
-            && !(args.len() > 1 && args[0].eq_ignore_ascii_case(b"client") && args[1].eq_ignore_ascii_case(b"reply"));
+            && !(args.len() > 1
+                && args[0].eq_ignore_ascii_case(b"client")
+                && args[1].eq_ignore_ascii_case(b"reply"));
         let out_buf: &mut Vec<u8> = if skip {
             &mut discard
         } else if direct {
@@ -356,7 +366,6 @@ impl Shard {
             }
             Run::Key(f) | Run::KeyMulti(f, _) => match self.route(spec, args) {
                 Route::Local => {
-                    self.ks.now = crate::util::now_ms();
                     let mut ctx = Ctx {
                         ks: &mut self.ks,
                         db: conn.db,
@@ -365,7 +374,7 @@ impl Shard {
                     f(&mut ctx, args);
                 }
                 Route::Remote(to) => {
-                    drop(out);
+                    let _ = out;
                     self.send_exec(conn, idx, to, f, args, skip);
                     self.stats.cmds[ci as usize].calls += 1;
                     if conn.reply_mode == ReplyMode::Skip {
@@ -449,7 +458,15 @@ impl Shard {
         }
     }
 
-    fn send_exec(&mut self, conn: &mut Conn, idx: u32, to: usize, f: cmd::KeyFn, args: &[&[u8]], skip: bool) {
+    fn send_exec(
+        &mut self,
+        conn: &mut Conn,
+        idx: u32,
+        to: usize,
+        f: cmd::KeyFn,
+        args: &[&[u8]],
+        skip: bool,
+    ) {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         let db = conn.db;
         let resp3 = conn.resp3;
@@ -534,7 +551,10 @@ impl Shard {
                 data,
             } => self.on_reply(conn, gen, seq, data),
             Msg::Hold => self.held(from),
-            Msg::Run(f) => f(self),
+            Msg::Run(f) => {
+                self.ks.now = crate::util::now_ms();
+                f(self)
+            }
             Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::Release => {
                 crate::log::warn("unexpected transaction message outside a transaction");
             }
@@ -586,6 +606,7 @@ impl Shard {
             self.mesh.flush_overflow();
             match self.mesh.try_recv(from) {
                 Some(Msg::TxOp(f)) => {
+                    self.ks.now = crate::util::now_ms();
                     let r = f(self);
                     self.mesh.send(from, Msg::TxReply(r));
                     self.g.wakers[from].wake();
@@ -663,6 +684,7 @@ impl Shard {
         for &s in &others {
             let _ack = self.wait_tx_msg(s);
         }
+        self.ks.now = crate::util::now_ms();
         let r = body(&mut Tx { sh: self });
         for &s in &others {
             self.mesh.send(s, Msg::Release);
@@ -682,9 +704,14 @@ impl Shard {
 
     /// Runs `f` on every shard atomically and collects the results in
     /// shard order.
-    pub fn on_all<R: Send + 'static>(&mut self, f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static) -> Vec<R> {
+    pub fn on_all<R: Send + 'static>(
+        &mut self,
+        f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static,
+    ) -> Vec<R> {
         let all = self.all_shards();
-        self.tx(&all, |tx| (0..tx.sh.n).map(|s| tx.run(s, f.clone())).collect())
+        self.tx(&all, |tx| {
+            (0..tx.sh.n).map(|s| tx.run(s, f.clone())).collect()
+        })
     }
 
     /// Sends fire-and-forget work to another shard (or runs it here).
@@ -740,7 +767,11 @@ pub struct Tx<'a> {
 impl Tx<'_> {
     /// Runs `f` on `shard` (which must be held by this transaction) and
     /// returns its result.
-    pub fn run<R: Send + 'static>(&mut self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+    pub fn run<R: Send + 'static>(
+        &mut self,
+        shard: usize,
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> R {
         if shard == self.sh.id {
             return f(self.sh);
         }
