@@ -16,7 +16,7 @@ use crate::cmd::{
     self, CmdSpec, Ctx, Run, SrvCtx, SubSpec, ADMIN, ALLOW_BUSY, FAST, FLAG_NAMES, LOADING,
     NOSCRIPT, NO_MULTI, READONLY, STALE, WRITE,
 };
-use crate::config::{self, Config, Kind};
+use crate::config::{self, Config};
 use crate::resp::Out;
 use crate::server::Global;
 use crate::shard::keyspace::KsStats;
@@ -55,244 +55,75 @@ macro_rules! spec {
 
 const CMD_FLAGS: u32 = LOADING | STALE;
 const CMD_ACL: &str = "@slow @connection";
+#[rustfmt::skip]
 const COMMAND_SUBS: &[SubSpec] = &[
-    crate::sub!(
-        "count",
-        2,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Get total number of Redis commands"
-    ),
-    crate::sub!(
-        "docs",
-        -2,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Get array of specific Redis command documentation"
-    ),
-    crate::sub!(
-        "getkeys",
-        -4,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Extract keys given a full Redis command"
-    ),
-    crate::sub!(
-        "getkeysandflags",
-        -4,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Extract keys and access flags given a full Redis command"
-    ),
-    crate::sub!(
-        "help",
-        2,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Show helpful text about the different subcommands"
-    ),
-    crate::sub!(
-        "info",
-        -2,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Get array of specific Redis command details, or all when no argument is given."
-    ),
-    crate::sub!(
-        "list",
-        -2,
-        CMD_FLAGS,
-        CMD_ACL,
-        "Get an array of Redis command names"
-    ),
+    crate::sub!("count", 2, CMD_FLAGS, CMD_ACL, "Get total number of Redis commands"),
+    crate::sub!("docs", -2, CMD_FLAGS, CMD_ACL, "Get array of specific Redis command documentation"),
+    crate::sub!("getkeys", -4, CMD_FLAGS, CMD_ACL, "Extract keys given a full Redis command"),
+    crate::sub!("getkeysandflags", -4, CMD_FLAGS, CMD_ACL,
+        "Extract keys and access flags given a full Redis command"),
+    crate::sub!("help", 2, CMD_FLAGS, CMD_ACL, "Show helpful text about the different subcommands"),
+    crate::sub!("info", -2, CMD_FLAGS, CMD_ACL,
+        "Get array of specific Redis command details, or all when no argument is given."),
+    crate::sub!("list", -2, CMD_FLAGS, CMD_ACL, "Get an array of Redis command names"),
 ];
 
 const CFG_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 const CFG_ACL: &str = "@admin @slow @dangerous";
+#[rustfmt::skip]
 const CONFIG_SUBS: &[SubSpec] = &[
-    crate::sub!(
-        "get",
-        -3,
-        CFG_FLAGS,
-        CFG_ACL,
-        "Get the values of configuration parameters"
-    ),
-    crate::sub!(
-        "help",
-        2,
-        LOADING | STALE,
-        "@slow",
-        "Show helpful text about the different subcommands"
-    ),
-    crate::sub!(
-        "resetstat",
-        2,
-        CFG_FLAGS,
-        CFG_ACL,
-        "Reset the stats returned by INFO"
-    ),
-    crate::sub!(
-        "rewrite",
-        2,
-        CFG_FLAGS,
-        CFG_ACL,
-        "Rewrite the configuration file with the in memory configuration"
-    ),
-    crate::sub!(
-        "set",
-        -4,
-        CFG_FLAGS,
-        CFG_ACL,
-        "Set configuration parameters to the given values"
-    ),
+    crate::sub!("get", -3, CFG_FLAGS, CFG_ACL, "Get the values of configuration parameters"),
+    crate::sub!("help", 2, LOADING | STALE, "@slow", "Show helpful text about the different subcommands"),
+    crate::sub!("resetstat", 2, CFG_FLAGS, CFG_ACL, "Reset the stats returned by INFO"),
+    crate::sub!("rewrite", 2, CFG_FLAGS, CFG_ACL,
+        "Rewrite the configuration file with the in memory configuration"),
+    crate::sub!("set", -4, CFG_FLAGS, CFG_ACL, "Set configuration parameters to the given values"),
 ];
 
+#[rustfmt::skip]
 const MEMORY_SUBS: &[SubSpec] = &[
     crate::sub!("doctor", 2, 0, "@slow", "Outputs memory problems report"),
-    crate::sub!(
-        "help",
-        2,
-        LOADING | STALE,
-        "@slow",
-        "Show helpful text about the different subcommands"
-    ),
-    crate::sub!(
-        "malloc-stats",
-        2,
-        0,
-        "@slow",
-        "Show allocator internal stats"
-    ),
-    crate::sub!(
-        "purge",
-        2,
-        0,
-        "@slow",
-        "Ask the allocator to release memory"
-    ),
+    crate::sub!("help", 2, LOADING | STALE, "@slow", "Show helpful text about the different subcommands"),
+    crate::sub!("malloc-stats", 2, 0, "@slow", "Show allocator internal stats"),
+    crate::sub!("purge", 2, 0, "@slow", "Ask the allocator to release memory"),
     crate::sub!("stats", 2, 0, "@slow", "Show memory usage details"),
-    crate::sub!(
-        "usage",
-        -3,
-        READONLY,
-        (2, 2, 1),
-        "@read @slow",
-        "Estimate the memory usage of a key"
-    ),
+    crate::sub!("usage", -3, READONLY, (2, 2, 1), "@read @slow", "Estimate the memory usage of a key"),
 ];
 
+#[rustfmt::skip]
 pub static COMMANDS: &[CmdSpec] = &[
     CmdSpec {
         subs: COMMAND_SUBS,
-        ..spec!(
-            "command",
-            -1,
-            LOADING | STALE,
-            (0, 0, 0),
-            CMD_ACL,
-            "2.8.13",
-            Run::Srv(command_cmd),
-            "Get array of Redis command details"
-        )
+        ..spec!("command", -1, LOADING | STALE, (0, 0, 0), CMD_ACL, "2.8.13",
+            Run::Srv(command_cmd), "Get array of Redis command details")
     },
     CmdSpec {
         subs: CONFIG_SUBS,
-        ..spec!(
-            "config",
-            -2,
-            0,
-            (0, 0, 0),
-            "@slow",
-            "2.0.0",
-            Run::Srv(config_cmd),
-            "A container for server configuration commands"
-        )
+        ..spec!("config", -2, 0, (0, 0, 0), "@slow", "2.0.0",
+            Run::Srv(config_cmd), "A container for server configuration commands")
     },
-    spec!(
-        "info",
-        -1,
-        LOADING | STALE,
-        (0, 0, 0),
-        "@slow @dangerous",
-        "1.0.0",
-        Run::Srv(info_cmd),
-        "Get information and statistics about the server"
-    ),
-    spec!(
-        "time",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "@fast",
-        "2.6.0",
-        Run::Srv(time_cmd),
-        "Return the current server time"
-    ),
-    spec!(
-        "role",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST,
-        (0, 0, 0),
-        "@admin @fast @dangerous",
-        "2.8.12",
-        Run::Srv(role_cmd),
-        "Return the role of the instance in the context of replication"
-    ),
-    spec!(
-        "debug",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
-        "@admin @slow @dangerous",
-        "1.0.0",
-        Run::Srv(debug_cmd),
-        "A container for debugging commands"
-    ),
-    spec!(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        (0, 0, 0),
-        "@admin @slow @dangerous",
-        "1.0.0",
-        Run::Srv(shutdown_cmd),
-        "Synchronously save the dataset to disk and then shut down the server"
-    ),
+    spec!("info", -1, LOADING | STALE, (0, 0, 0), "@slow @dangerous", "1.0.0",
+        Run::Srv(info_cmd), "Get information and statistics about the server"),
+    spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), "@fast", "2.6.0",
+        Run::Srv(time_cmd), "Return the current server time"),
+    spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), "@admin @fast @dangerous", "2.8.12",
+        Run::Srv(role_cmd), "Return the role of the instance in the context of replication"),
+    spec!("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "@admin @slow @dangerous",
+        "1.0.0", Run::Srv(debug_cmd), "A container for debugging commands"),
+    spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, (0, 0, 0),
+        "@admin @slow @dangerous", "1.0.0", Run::Srv(shutdown_cmd),
+        "Synchronously save the dataset to disk and then shut down the server"),
     CmdSpec {
         // MEMORY USAGE's key is the third argument: dispatch routes the
         // command to that key's shard; the keyless subcommands run locally.
         subs: MEMORY_SUBS,
-        ..spec!(
-            "memory",
-            -2,
-            0,
-            (2, 2, 1),
-            "@slow",
-            "4.0.0",
-            Run::Key(memory_cmd),
-            "A container for memory diagnostics commands"
-        )
+        ..spec!("memory", -2, 0, (2, 2, 1), "@slow", "4.0.0",
+            Run::Key(memory_cmd), "A container for memory diagnostics commands")
     },
-    spec!(
-        "lolwut",
-        -1,
-        READONLY | FAST,
-        (0, 0, 0),
-        "@read @fast",
-        "5.0.0",
-        Run::Srv(lolwut_cmd),
-        "Display some computer art and the Redis version"
-    ),
-    spec!(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "@admin @fast @dangerous",
-        "1.0.0",
-        Run::Srv(lastsave_cmd),
-        "Get the UNIX time stamp of the last successful save to disk"
-    ),
+    spec!("lolwut", -1, READONLY | FAST, (0, 0, 0), "@read @fast", "5.0.0",
+        Run::Srv(lolwut_cmd), "Display some computer art and the Redis version"),
+    spec!("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), "@admin @fast @dangerous", "1.0.0",
+        Run::Srv(lastsave_cmd), "Get the UNIX time stamp of the last successful save to disk"),
 ];
 
 // ----- shared helpers ----------------------------------------------------------
@@ -815,7 +646,7 @@ pub fn config_get(cfg: &Config, patterns: &[&[u8]]) -> Vec<(String, String)> {
 /// Redis's check of the `save` directive: pairs of non-negative integers.
 fn valid_save(v: &str) -> bool {
     let w: Vec<&str> = v.split_whitespace().collect();
-    w.len() % 2 == 0 && w.iter().all(|x| x.parse::<u64>().is_ok())
+    w.len().is_multiple_of(2) && w.iter().all(|x| x.parse::<u64>().is_ok())
 }
 
 /// CONFIG SET name value [name value ...] on a copy of `cfg`: all the
@@ -823,7 +654,7 @@ fn valid_save(v: &str) -> bool {
 /// whether the client is on a loopback address (enable-protected-configs
 /// local). The error is the full reply text after "-".
 pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, String> {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err("ERR syntax error".into());
     }
     let prot_ok = match cfg.get("enable-protected-configs") {
@@ -875,12 +706,8 @@ pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, 
         if p.name == "save" && !valid_save(v) {
             return Err(fail(p.name, "Invalid save parameters"));
         }
-        let one = [v.clone()];
-        let arg: &[String] = if matches!(p.kind, Kind::List) {
-            &one
-        } else {
-            std::slice::from_ref(v)
-        };
+        // One CONFIG SET argument holds the whole value, lists included.
+        let arg = std::slice::from_ref(v);
         match config::normalise(p, arg) {
             Ok(_) => vals.push(arg.to_vec()),
             Err(e) => return Err(fail(p.name, &e)),
@@ -1285,7 +1112,9 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
         kv!(s, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
         kv!(s, "mem_not_counted_for_evict", "0");
         kv!(s, "mem_replication_backlog", "0");
+        kv!(s, "mem_total_replication_buffers", "0");
         kv!(s, "mem_clients_slaves", "0");
+        kv!(s, "mem_cluster_links", "0");
         kv!(s, "mem_aof_buffer", "0");
         kv!(s, "mem_allocator", "mimalloc");
         kv!(s, "active_defrag_running", "0");
@@ -1298,6 +1127,12 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
         let mut s = String::from("# Persistence\r\n");
         kv!(s, "loading", "0");
         kv!(s, "async_loading", "0");
+        kv!(s, "current_cow_peak", "0");
+        kv!(s, "current_cow_size", "0");
+        kv!(s, "current_cow_size_age", "0");
+        kv!(s, "current_fork_perc", "0.00");
+        kv!(s, "current_save_keys_processed", "0");
+        kv!(s, "current_save_keys_total", "0");
         kv!(s, "rdb_changes_since_last_save", "{}", sum(|f| f.dirty));
         kv!(s, "rdb_bgsave_in_progress", "0");
         kv!(s, "rdb_last_save_time", "{}", g.start_ms / 1000);
@@ -1305,6 +1140,9 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
         kv!(s, "rdb_last_bgsave_time_sec", "-1");
         kv!(s, "rdb_current_bgsave_time_sec", "-1");
         kv!(s, "rdb_saves", "0");
+        kv!(s, "rdb_last_cow_size", "0");
+        kv!(s, "rdb_last_load_keys_expired", "0");
+        kv!(s, "rdb_last_load_keys_loaded", "0");
         kv!(s, "aof_enabled", "0");
         kv!(s, "aof_rewrite_in_progress", "0");
         kv!(s, "aof_rewrite_scheduled", "0");
@@ -1312,8 +1150,11 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
         kv!(s, "aof_current_rewrite_time_sec", "-1");
         kv!(s, "aof_last_bgrewrite_status", "ok");
         kv!(s, "aof_rewrites", "0");
+        kv!(s, "aof_rewrites_consecutive_failures", "0");
         kv!(s, "aof_last_write_status", "ok");
+        kv!(s, "aof_last_cow_size", "0");
         kv!(s, "module_fork_in_progress", "0");
+        kv!(s, "module_fork_last_cow_size", "0");
         sections.push(s);
     }
 
@@ -1712,7 +1553,7 @@ fn memory_doctor(used: u64, peak: u64, rss: u64) -> String {
              instance.\n\n",
         );
     }
-    if rss as f64 / used as f64 > 1.4 && rss.saturating_sub(used) > 10 << 20 {
+    if rss as f64 / used as f64 > 1.4 && rss.saturating_sub(used) > 32 << 20 {
         issues.push_str(
             " * High total RSS: This instance has a memory fragmentation and RSS overhead \
              greater than 1.4 (this means that the Resident Set Size of the Redis process is \

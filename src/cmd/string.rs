@@ -1003,7 +1003,7 @@ mod ld {
             (self.low_u128(), sticky, s as i64)
         }
 
-        fn to_decimal(mut self) -> String {
+        fn into_decimal(mut self) -> String {
             let mut chunks = Vec::new();
             while !self.is_zero() {
                 chunks.push(self.div_small(1_000_000_000));
@@ -1182,13 +1182,12 @@ mod ld {
         Some(if neg { -v } else { v })
     }
 
+    /// Integer digits, fraction digits, and what follows an exponent marker.
+    type Parts<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+
     /// Splits `s` into mantissa digits before/after the point and the rest
     /// after an exponent marker. None unless there is at least one digit.
-    fn split_number(
-        s: &[u8],
-        is_digit: fn(&u8) -> bool,
-        marker: u8,
-    ) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+    fn split_number(s: &[u8], is_digit: fn(&u8) -> bool, marker: u8) -> Option<Parts<'_>> {
         let int_end = s.iter().position(|c| !is_digit(c)).unwrap_or(s.len());
         let (int, mut rest) = s.split_at(int_end);
         let mut frac: &[u8] = &[];
@@ -1306,7 +1305,7 @@ mod ld {
                 n.mul_add(1, 1);
             }
         }
-        let mut digits = n.to_decimal();
+        let mut digits = n.into_decimal();
         if digits.len() < 18 {
             digits.insert_str(0, &"0".repeat(18 - digits.len()));
         }
@@ -2065,6 +2064,67 @@ mod tests {
         assert_eq!(run(&mut ks, "INCRBYFLOAT t 1.5"), "$3\r\n2.5\r\n");
         assert_eq!(ks.get_expire(0, b"t"), Some(NOW + 100_000));
         assert_eq!(run(&mut ks, "INCRBYFLOAT z -0.0"), "$1\r\n0\r\n");
+    }
+
+    /// Results checked against redis-server 7.0.15 on x86-64 (80-bit
+    /// long double arithmetic).
+    #[test]
+    fn incrbyfloat_long_double_exactness() {
+        let mut ks = ks();
+        let mut case = |v: &str, incr: &str, want: &str| {
+            run_proto(&mut ks, false, &[b"SET", b"f", v.as_bytes()]);
+            let got = run_proto(&mut ks, false, &[b"INCRBYFLOAT", b"f", incr.as_bytes()]);
+            let want = if want.starts_with('-') && want.contains(' ') {
+                format!("{want}\r\n")
+            } else {
+                format!("${}\r\n{want}\r\n", want.len())
+            };
+            assert_eq!(got, want, "{v} + {incr}");
+        };
+        case("630.8", "0.1", "630.89999999999999997");
+        case("0.1", "0.2", "0.3");
+        case("9223372036854775807", "-0.1", "9223372036854775807");
+        case("9223372036854775807", "1", "9223372036854775808");
+        case(
+            "18446744073709551616",
+            "9223372036854775808",
+            "27670116110564327424",
+        );
+        // %.17Lf rounds ties to even.
+        case(
+            "35184372088832.000003814697265625",
+            "0",
+            "35184372088832.00000381469726562",
+        );
+        case(
+            "35184372088832.000011444091796875",
+            "0",
+            "35184372088832.00001144409179688",
+        );
+        case("-0.000000000000000005", "0", "0");
+        case("-0.000000000000000015", "0", "-0.00000000000000002");
+        // strtold syntax: hex floats, signs, bare points, exponents.
+        case("0x10", "-0.1", "15.9");
+        case("-0x1.8p-2", "0X.8", "0.125");
+        case("+.5", "5.", "5.5");
+        case("00012.500", "1e1", "22.5");
+        case("4e-4951", "4e-4951", "0");
+        let bad = "-ERR value is not a valid float";
+        for v in [
+            "0x", "0x1p", "1e", "1e+", ".", "-.", " 1", "1 ", "1e4933", "1e-4952", "nan", "1,5",
+        ] {
+            case(v, "1", bad);
+            case("1", v, bad);
+        }
+        let inf = "-ERR increment would produce NaN or Infinity";
+        case("1e4932", "1e4932", inf);
+        case("inf", "1", inf);
+        case("1", "-Infinity", inf);
+        case("1.18973149535723176502e4932", "1e4913", inf);
+        // The largest long double prints in full.
+        run(&mut ks, "SET f 1.18973149535723176502e4932");
+        let r = run(&mut ks, "INCRBYFLOAT f 0");
+        assert!(r.starts_with("$4933\r\n118973149535723176502126385303097020516906332229462"));
     }
 
     #[test]
