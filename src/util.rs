@@ -129,63 +129,6 @@ fn trim_frac(s: &str) -> &str {
     }
 }
 
-/// Formats an INCRBYFLOAT result. Redis computes in long double and prints
-/// with 17 decimals, trimming zeros, which hides the last-bit error of
-/// binary fractions (0.1+0.2 prints 0.3). We compute in f64, so we print the
-/// shortest form with at most 15 significant digits when it lies within a
-/// couple of ulps of the exact result, else the shortest round-trip form.
-pub fn fmt_long_double(d: f64) -> String {
-    if d == 0.0 {
-        return "0".into();
-    }
-    if d.fract() == 0.0 && d.abs() < 1e17 {
-        return format!("{}", d as i128);
-    }
-    let short = fmt_g(d, 15);
-    if let Ok(back) = short.parse::<f64>() {
-        let ulp = (d.abs() * f64::EPSILON).max(f64::MIN_POSITIVE);
-        if (back - d).abs() <= 2.0 * ulp {
-            return plain_decimal(&short);
-        }
-    }
-    let mut b = ryu::Buffer::new();
-    plain_decimal(b.format(d))
-}
-
-/// Turns scientific notation into a plain decimal (Redis never prints an
-/// exponent for INCRBYFLOAT results).
-fn plain_decimal(s: &str) -> String {
-    let Some((mant, exp)) = s.split_once(['e', 'E']) else {
-        return s.trim_end_matches(".0").to_string();
-    };
-    let exp: i32 = exp.trim_start_matches('+').parse().unwrap_or(0);
-    let neg = mant.starts_with('-');
-    let mant = mant.trim_start_matches('-');
-    let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
-    let digits = format!("{ip}{fp}");
-    let point = ip.len() as i32 + exp;
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if point <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(&digits);
-    } else if point as usize >= digits.len() {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
-    } else {
-        out.push_str(&digits[..point as usize]);
-        out.push('.');
-        out.push_str(&digits[point as usize..]);
-    }
-    if out.contains('.') {
-        out = out.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    out
-}
-
 /// Glob-style matching as Redis's `stringmatchlen`: `*`, `?`, `[abc]`,
 /// `[^a]`, `[a-z]`, and `\` escapes.
 pub fn glob_match(pat: &[u8], s: &[u8], nocase: bool) -> bool {
@@ -373,15 +316,6 @@ mod tests {
         assert_eq!(fmt_double(0.1), "0.10000000000000001");
         assert_eq!(fmt_double(1e20), "1e+20");
         assert_eq!(fmt_double(-2.5e-7), "-2.4999999999999999e-07");
-    }
-
-    #[test]
-    fn long_double_like() {
-        assert_eq!(fmt_long_double(0.1 + 0.2), "0.3");
-        assert_eq!(fmt_long_double(10.5 + 0.1), "10.6");
-        assert_eq!(fmt_long_double(5.0e3), "5000");
-        assert_eq!(fmt_long_double(1.0e-5), "0.00001");
-        assert_eq!(fmt_long_double(-3.25), "-3.25");
     }
 
     #[test]

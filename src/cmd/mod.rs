@@ -257,7 +257,7 @@ pub fn help_reply(out: &mut Out, container: &str, lines: &[&str]) {
         out.simple(l);
     }
     out.simple("HELP");
-    out.simple("    Print this help.");
+    out.simple("    Prints this help.");
 }
 
 /// A SubSpec literal.

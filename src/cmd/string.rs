@@ -460,7 +460,8 @@ fn set_generic(
     if flags & F_GET != 0 && !get_generic(ctx, key) {
         return;
     }
-    let found = ctx.ks.exists(ctx.db, key);
+    // Only NX/XX need a lookup before the write (plain SET is one lookup).
+    let found = flags & (F_NX | F_XX) != 0 && ctx.ks.exists(ctx.db, key);
     if (flags & F_NX != 0 && found) || (flags & F_XX != 0 && !found) {
         if flags & F_GET == 0 {
             match replies {

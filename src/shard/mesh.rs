@@ -32,6 +32,8 @@ pub enum Msg {
     HoldAck,
     TxOp(TxJob),
     TxReply(Box<dyn Any + Send>),
+    /// A transaction operation panicked on the held shard.
+    TxPanic,
     Release,
     /// Fire-and-forget work.
     Run(Box<dyn FnOnce(&mut Shard) + Send>),

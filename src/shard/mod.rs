@@ -215,19 +215,35 @@ impl Shard {
         let before = wbuf.len();
         if conn.kill || conn.close_after_reply {
             // Input after QUIT or an error is ignored.
-        } else if conn.rbuf.is_empty() && !data.is_empty() {
-            let used = self.run_requests(&mut conn, &mut wbuf, data, idx);
-            if used < data.len() {
-                conn.rbuf.extend_from_slice(&data[used..]);
-            }
         } else {
-            conn.rbuf.extend_from_slice(data);
-            if conn.rbuf.len() >= conn.need {
-                let rbuf = std::mem::take(&mut conn.rbuf);
-                let used = self.run_requests(&mut conn, &mut wbuf, &rbuf, idx);
-                let mut rbuf = rbuf;
-                rbuf.drain(..used);
-                conn.rbuf = rbuf;
+            // A bug in a handler must not take the shard down: the panic is
+            // caught here, logged, answered with an error, and only this
+            // connection is closed.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if conn.rbuf.is_empty() && !data.is_empty() {
+                    let used = self.run_requests(&mut conn, &mut wbuf, data, idx);
+                    if used < data.len() {
+                        conn.rbuf.extend_from_slice(&data[used..]);
+                    }
+                } else {
+                    conn.rbuf.extend_from_slice(data);
+                    if conn.rbuf.len() >= conn.need {
+                        let rbuf = std::mem::take(&mut conn.rbuf);
+                        let used = self.run_requests(&mut conn, &mut wbuf, &rbuf, idx);
+                        let mut rbuf = rbuf;
+                        rbuf.drain(..used);
+                        conn.rbuf = rbuf;
+                    }
+                }
+            }));
+            if r.is_err() {
+                crate::log::warn(&format!(
+                    "internal error while serving client {} (last command '{}'); closing that connection",
+                    conn.addr, conn.last_cmd
+                ));
+                wbuf.extend_from_slice(b"-ERR internal error (see the server log)\r\n");
+                conn.rbuf.clear();
+                conn.close_after_reply = true;
             }
         }
         if conn.rbuf.len() > self.cfg.client_query_buffer_limit {
@@ -531,7 +547,11 @@ impl Shard {
                 seq,
                 job,
             } => {
-                let data = job(self);
+                let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self)))
+                    .unwrap_or_else(|_| {
+                        crate::log::warn("internal error in a command run for another shard");
+                        b"-ERR internal error (see the server log)\r\n".to_vec()
+                    });
                 if seq != u64::MAX {
                     self.mesh.send(
                         from,
@@ -553,9 +573,11 @@ impl Shard {
             Msg::Hold => self.held(from),
             Msg::Run(f) => {
                 self.ks.now = crate::util::now_ms();
-                f(self)
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))).is_err() {
+                    crate::log::warn("internal error in a task from another shard");
+                }
             }
-            Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::Release => {
+            Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::TxPanic | Msg::Release => {
                 crate::log::warn("unexpected transaction message outside a transaction");
             }
         }
@@ -607,8 +629,9 @@ impl Shard {
             match self.mesh.try_recv(from) {
                 Some(Msg::TxOp(f)) => {
                     self.ks.now = crate::util::now_ms();
-                    let r = f(self);
-                    self.mesh.send(from, Msg::TxReply(r));
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+                    self.mesh
+                        .send(from, r.map(Msg::TxReply).unwrap_or(Msg::TxPanic));
                     self.g.wakers[from].wake();
                     spins = 0;
                 }
@@ -627,7 +650,7 @@ impl Shard {
             self.mesh.flush_overflow();
             self.mesh.wake_targets(&self.g.wakers);
             match self.mesh.try_recv(from) {
-                Some(m @ (Msg::HoldAck | Msg::TxReply(_))) => return m,
+                Some(m @ (Msg::HoldAck | Msg::TxReply(_) | Msg::TxPanic)) => return m,
                 Some(Msg::Reply {
                     conn,
                     gen,
@@ -685,7 +708,9 @@ impl Shard {
             let _ack = self.wait_tx_msg(s);
         }
         self.ks.now = crate::util::now_ms();
-        let r = body(&mut Tx { sh: self });
+        // Release the held shards and the token even if the body panics.
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut Tx { sh: self })));
         for &s in &others {
             self.mesh.send(s, Msg::Release);
         }
@@ -694,7 +719,7 @@ impl Shard {
             self.g.wakers[s].wake();
         }
         self.g.tx_token.store(false, Ordering::Release);
-        r
+        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
     /// All shard indexes.
@@ -781,7 +806,8 @@ impl Tx<'_> {
         self.sh.g.wakers[shard].wake();
         match self.sh.wait_tx_msg(shard) {
             Msg::TxReply(r) => *r.downcast::<R>().expect("transaction reply type"),
-            _ => unreachable!("transaction reply expected"),
+            // Propagates to the coordinator's `tx`, which releases everyone.
+            _ => panic!("a transaction operation failed on shard {shard}"),
         }
     }
 
