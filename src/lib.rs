@@ -8,6 +8,7 @@
 //! (event loops), `server` (start-up, threads, signals), `config`.
 
 pub mod alloc;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod conn;

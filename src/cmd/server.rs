@@ -1283,7 +1283,7 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
             for f in figs {
                 if let Some(x) = f.cmds.get(i) {
                     t.calls += x.calls;
-                    t.usec += x.usec;
+                    t.nsec += x.nsec;
                     t.rejected += x.rejected;
                     t.failed += x.failed;
                 }
@@ -1294,14 +1294,14 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
             let per = if t.calls == 0 {
                 0.0
             } else {
-                t.usec as f64 / t.calls as f64
+                t.nsec as f64 / 1000.0 / t.calls as f64
             };
             kv!(
                 s,
                 format!("cmdstat_{}", c.name),
                 "calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}",
                 t.calls,
-                t.usec,
+                t.nsec / 1000,
                 t.rejected,
                 t.failed
             );

@@ -333,10 +333,18 @@ impl Loop {
 }
 
 pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
+    // Single issuer + deferred task running: completions are processed
+    // when this thread enters the ring, never by interrupting it.
     let ring = IoUring::builder()
         .setup_single_issuer()
-        .setup_coop_taskrun()
+        .setup_defer_taskrun()
         .build(4096)
+        .or_else(|_| {
+            IoUring::builder()
+                .setup_single_issuer()
+                .setup_coop_taskrun()
+                .build(4096)
+        })
         .or_else(|_| IoUring::new(4096))?;
     let bufs = BufRing::new(&ring)?;
     let mut lp = Loop {

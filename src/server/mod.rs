@@ -266,6 +266,7 @@ pub fn fd_addr(fd: i32, peer: bool) -> String {
 
 /// Starts the server and blocks until it shuts down. Returns the exit code.
 pub fn run(cfg: Config) -> i32 {
+    crate::clock::init();
     let allowed = allowed_cpus();
     let cpu_list = cfg.cpus.clone().unwrap_or_else(|| allowed.clone());
     let nshards = cfg.shards.unwrap_or(cpu_list.len()).max(1);

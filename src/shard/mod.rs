@@ -16,7 +16,6 @@ pub mod mesh;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
@@ -32,7 +31,8 @@ use mesh::{Mesh, Msg};
 #[derive(Default, Clone, Copy)]
 pub struct CmdStat {
     pub calls: u64,
-    pub usec: u64,
+    /// Time spent executing, in nanoseconds (INFO reports microseconds).
+    pub nsec: u64,
     pub rejected: u64,
     pub failed: u64,
 }
@@ -317,7 +317,7 @@ impl Shard {
     /// request must stay unconsumed.
     fn dispatch(&mut self, conn: &mut Conn, wbuf: &mut Vec<u8>, args: &[&[u8]], idx: u32) -> bool {
         let t = cmd::table();
-        let start = Instant::now();
+        let start = crate::clock::now();
         self.stats.total_commands += 1;
         conn.cmds += 1;
         // Reply routing: straight into the output buffer unless an earlier
@@ -415,7 +415,7 @@ impl Shard {
         }
         let st = &mut self.stats.cmds[ci as usize];
         st.calls += 1;
-        st.usec += start.elapsed().as_micros() as u64;
+        st.nsec += crate::clock::elapsed_ns(start);
         // An error reply counts as a failed call.
         let buf: &[u8] = if skip {
             &discard
