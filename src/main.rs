@@ -103,7 +103,15 @@ fn main() {
             i += 1;
         }
     }
-    let cli = Cli::parse_from(clap_args);
+    let cli = match Cli::try_parse_from(clap_args) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print and succeed; a bad flag exits 1.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
 
     let mut cfg = Config::default();
     if let Some(path) = &cli.config {
