@@ -94,6 +94,7 @@ pub static COMMANDS: &[CmdSpec] = &[
         since: "2.4.0",
         run: Run::Srv(client),
         subs: CLIENT_SUBS,
+        getkeys: None,
     },
 ];
 

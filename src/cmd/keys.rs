@@ -866,6 +866,7 @@ macro_rules! spec {
             since: $since,
             run: $run,
             subs: &[],
+            getkeys: None,
         }
     };
 }
@@ -974,6 +975,7 @@ pub static COMMANDS: &[CmdSpec] = &[
         // The key of OBJECT's subcommands is its third argument; a keyless
         // OBJECT HELP runs locally.
         subs: OBJECT_SUBS,
+        getkeys: None,
         ..spec!("object", -2, 0, (2, 2, 1), "generic", "@slow", "2.2.3",
             Run::Key(object_cmd), "A container for object introspection commands")
     },
@@ -1041,6 +1043,7 @@ mod tests {
     fn get(ks: &mut Keyspace, db: usize, k: &str) -> Option<Vec<u8>> {
         ks.get(db, k.as_bytes()).map(|v| match v {
             Value::Str(s) => s.as_bytes(&mut itoa::Buffer::new()).to_vec(),
+            other => panic!("test expects a string, found {}", other.type_name()),
         })
     }
 

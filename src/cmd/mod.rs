@@ -12,9 +12,13 @@
 //!   Multi-key commands whose keys span shards use a SrvFn as coordinator.
 
 pub mod conn;
+pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
 pub mod string;
+pub mod zset;
 
 use crate::conn::Conn;
 use crate::resp::Out;
@@ -99,6 +103,9 @@ pub struct CmdSpec {
     pub run: Run,
     /// Subcommands for container commands (CLIENT, CONFIG, OBJECT ...).
     pub subs: &'static [SubSpec],
+    /// Key positions for commands first/last/step cannot describe
+    /// (`numkeys` arguments, keywords): returns the indexes of the keys.
+    pub getkeys: Option<fn(&[&[u8]]) -> Vec<usize>>,
 }
 
 /// A subcommand of a container command (for COMMAND output and arity).
@@ -115,7 +122,10 @@ pub struct SubSpec {
 
 impl CmdSpec {
     /// Positions of the keys in `args`.
-    pub fn key_positions(&self, args: &[&[u8]]) -> impl Iterator<Item = usize> {
+    pub fn key_positions(&self, args: &[&[u8]]) -> KeyPositions {
+        if let Some(f) = self.getkeys {
+            return KeyPositions::List(f(args).into_iter());
+        }
         let n = args.len() as i32;
         let (first, step) = (self.first_key, self.step.max(1));
         let last = if self.last_key < 0 {
@@ -128,13 +138,45 @@ impl CmdSpec {
         } else {
             first..last + 1
         };
-        range.step_by(step as usize).map(|i| i as usize)
+        KeyPositions::Range(range.step_by(step as usize))
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
         (a >= 0 && argc as i32 == a) || (a < 0 && argc as i32 >= -a)
     }
+}
+
+/// Iterator over key positions (a range for first/last/step, a list from
+/// a `getkeys` function).
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::Range<i32>>),
+    List(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next().map(|i| i as usize),
+            KeyPositions::List(l) => l.next(),
+        }
+    }
+}
+
+/// Key positions for `numkeys`-style commands: `numkeys_at` is the index of
+/// the count, keys follow it. Extra fixed keys (e.g. a destination) are
+/// listed in `extra`. Bad counts yield no keys (the handler reports them).
+pub fn numkeys_positions(args: &[&[u8]], numkeys_at: usize, extra: &[usize]) -> Vec<usize> {
+    let mut v: Vec<usize> = extra.iter().copied().filter(|&i| i < args.len()).collect();
+    if let Some(n) = args.get(numkeys_at).and_then(|a| crate::util::parse_i64(a)) {
+        if n > 0 && (n as usize) < args.len() {
+            let first = numkeys_at + 1;
+            v.extend((first..first + n as usize).filter(|&i| i < args.len()));
+        }
+    }
+    v
 }
 
 /// Every command, from each family's table.
@@ -144,6 +186,10 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(keys::COMMANDS)
         .chain(conn::COMMANDS)
         .chain(server::COMMANDS)
+        .chain(list::COMMANDS)
+        .chain(hash::COMMANDS)
+        .chain(set::COMMANDS)
+        .chain(zset::COMMANDS)
 }
 
 /// The lookup table, built once.
@@ -213,6 +259,7 @@ macro_rules! cmd {
             since: "1.0.0",
             run: $run,
             subs: &[],
+            getkeys: None,
         }
     };
 }

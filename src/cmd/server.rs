@@ -49,6 +49,7 @@ macro_rules! spec {
             since: $since,
             run: $run,
             subs: &[],
+            getkeys: None,
         }
     };
 }
@@ -94,11 +95,13 @@ const MEMORY_SUBS: &[SubSpec] = &[
 pub static COMMANDS: &[CmdSpec] = &[
     CmdSpec {
         subs: COMMAND_SUBS,
+        getkeys: None,
         ..spec!("command", -1, LOADING | STALE, (0, 0, 0), CMD_ACL, "2.8.13",
             Run::Srv(command_cmd), "Get array of Redis command details")
     },
     CmdSpec {
         subs: CONFIG_SUBS,
+        getkeys: None,
         ..spec!("config", -2, 0, (0, 0, 0), "@slow", "2.0.0",
             Run::Srv(config_cmd), "A container for server configuration commands")
     },
@@ -117,6 +120,7 @@ pub static COMMANDS: &[CmdSpec] = &[
         // MEMORY USAGE's key is the third argument: dispatch routes the
         // command to that key's shard; the keyless subcommands run locally.
         subs: MEMORY_SUBS,
+        getkeys: None,
         ..spec!("memory", -2, 0, (2, 2, 1), "@slow", "4.0.0",
             Run::Key(memory_cmd), "A container for memory diagnostics commands")
     },

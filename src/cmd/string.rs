@@ -43,6 +43,7 @@ const fn spec(
         since,
         run,
         subs: &[],
+        getkeys: None,
     }
 }
 

@@ -45,6 +45,15 @@ impl Global {
             client_query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
+            enc: crate::shard::keyspace::EncCfg {
+                hash_max_listpack_entries: c.get_i64("hash-max-listpack-entries") as usize,
+                hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
+                set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
+                zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
+                zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
+                list_max_listpack_size: c.get_i64("list-max-listpack-size"),
+                proto_max_bulk_len: c.get_i64("proto-max-bulk-len") as usize,
+            },
         }
     }
 

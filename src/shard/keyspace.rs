@@ -25,8 +25,58 @@ pub struct KsStats {
     pub evicted_keys: u64,
 }
 
+/// Encoding thresholds and limits handlers need (from CONFIG), refreshed
+/// by the shard when the configuration changes.
+#[derive(Clone, Copy, Debug)]
+pub struct EncCfg {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    /// Negative: bytes per node (-1 = 4 KiB ... -5 = 64 KiB); positive: entries per node.
+    pub list_max_listpack_size: i64,
+    pub proto_max_bulk_len: usize,
+}
+
+impl Default for EncCfg {
+    fn default() -> Self {
+        EncCfg {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// A request, made by a blocking command that found nothing to serve, to
+/// park the client until one of `keys` receives data or the deadline.
+#[derive(Clone, Debug)]
+pub struct BlockReq {
+    pub keys: Vec<Vec<u8>>,
+    /// Absolute deadline in Unix ms; 0 = wait forever.
+    pub deadline_ms: u64,
+    /// Reply on timeout: the null array (BLPOP, BZPOPMIN, BLMPOP...) or,
+    /// when false, the null bulk string (BLMOVE, BRPOPLPUSH).
+    pub null_array: bool,
+}
+
 pub struct Keyspace {
     pub dbs: Vec<Db>,
+    /// Set by a blocking command's handler (see [`Keyspace::block`]).
+    pub block_request: Option<BlockReq>,
+    /// Keys some client is blocked on, mirrored from the shard's waiter
+    /// registry, so [`Keyspace::signal_ready`] costs nothing otherwise.
+    pub blocking_keys: hashbrown::HashSet<(usize, Vec<u8>)>,
+    /// Encoding thresholds (hash-max-listpack-entries and friends).
+    pub enc: EncCfg,
+    /// Keys that received data while clients may be blocked on them
+    /// (db, key), drained by the shard after each batch.
+    pub ready_keys: Vec<(usize, Vec<u8>)>,
     /// Writes since the last save (rdb_changes_since_last_save).
     pub dirty: u64,
     /// The time of the command being executed (Unix ms), set per command.
@@ -43,11 +93,45 @@ impl Keyspace {
         dbs.resize_with(databases, Db::default);
         Keyspace {
             dbs,
+            block_request: None,
+            blocking_keys: hashbrown::HashSet::new(),
+            enc: EncCfg::default(),
+            ready_keys: Vec::new(),
             dirty: 0,
             now: crate::util::now_ms(),
             stats: KsStats::default(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ crate::util::now_us(),
             expire_db_cursor: 0,
+        }
+    }
+
+    /// Asks to park the client: a blocking command (BLPOP, BZPOPMIN, ...)
+    /// calls this instead of replying when none of its keys can serve it.
+    /// `timeout_ms` is relative (0 = forever). The command is re-run when a
+    /// key receives data, and replies null at the deadline.
+    pub fn block(&mut self, keys: Vec<Vec<u8>>, timeout_ms: u64, null_array: bool) {
+        let deadline_ms = if timeout_ms == 0 {
+            0
+        } else {
+            self.now.saturating_add(timeout_ms)
+        };
+        self.block_request = Some(BlockReq {
+            keys,
+            deadline_ms,
+            null_array,
+        });
+    }
+
+    /// Tells blocked clients that `key` may now serve them: every command
+    /// that adds elements to a list or sorted set calls this.
+    #[inline]
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocking_keys.is_empty() {
+            return;
+        }
+        let k = (db, key.to_vec());
+        if self.blocking_keys.contains(&k) && !self.ready_keys.contains(&k) {
+            self.ready_keys.push(k);
         }
     }
 

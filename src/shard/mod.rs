@@ -63,6 +63,7 @@ pub struct ShardCfg {
     pub client_query_buffer_limit: usize,
     pub databases: usize,
     pub hz: u64,
+    pub enc: keyspace::EncCfg,
 }
 
 pub struct Shard {
@@ -103,10 +104,12 @@ impl Shard {
     pub fn new(id: usize, g: Arc<Global>, mesh: Mesh) -> Shard {
         let cfg = g.shard_cfg();
         let n = g.nshards;
+        let mut ks = Keyspace::new(cfg.databases);
+        ks.enc = cfg.enc;
         Shard {
             id,
             n,
-            ks: Keyspace::new(cfg.databases),
+            ks,
             conns: Vec::new(),
             free_slots: Vec::new(),
             next_gen: 1,
@@ -144,6 +147,7 @@ impl Shard {
         if e != self.cfg_epoch {
             self.cfg_epoch = e;
             self.cfg = self.g.shard_cfg();
+            self.ks.enc = self.cfg.enc;
         }
     }
 

@@ -1,5 +1,10 @@
 //! Value representations.
 
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod zset;
+
 /// Strings up to this length are "embstr" in Redis.
 pub const EMBSTR_MAX: usize = 44;
 
@@ -100,10 +105,14 @@ impl Str {
     }
 }
 
-/// A stored value. More types arrive with the data-structures issue.
+/// A stored value. Collections are boxed so a table entry stays small.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Str),
+    List(Box<list::List>),
+    Hash(Box<hash::Hash>),
+    Set(Box<set::Set>),
+    ZSet(Box<zset::ZSet>),
 }
 
 impl Value {
@@ -111,6 +120,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -118,12 +131,20 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(v) => v.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
         }
     }
 
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_size(),
+            Value::List(v) => v.heap_size() + std::mem::size_of::<list::List>(),
+            Value::Hash(v) => v.heap_size() + std::mem::size_of::<hash::Hash>(),
+            Value::Set(v) => v.heap_size() + std::mem::size_of::<set::Set>(),
+            Value::ZSet(v) => v.heap_size() + std::mem::size_of::<zset::ZSet>(),
         }
     }
 }
