@@ -41,6 +41,8 @@ pub struct SrvCtx<'a> {
 
 pub type KeyFn = fn(&mut Ctx, &[&[u8]]);
 pub type SrvFn = fn(&mut SrvCtx, &[&[u8]]);
+/// Finds the key positions of a command's arguments.
+pub type GetKeysFn = fn(&[&[u8]]) -> Vec<usize>;
 
 #[derive(Clone, Copy)]
 pub enum Run {
@@ -105,7 +107,7 @@ pub struct CmdSpec {
     pub subs: &'static [SubSpec],
     /// Key positions for commands first/last/step cannot describe
     /// (`numkeys` arguments, keywords): returns the indexes of the keys.
-    pub getkeys: Option<fn(&[&[u8]]) -> Vec<usize>>,
+    pub getkeys: Option<GetKeysFn>,
 }
 
 /// A subcommand of a container command (for COMMAND output and arity).
