@@ -19,6 +19,18 @@ pub enum ReplyMode {
     Skip,
 }
 
+/// A client parked by a blocking command (BLPOP, BZPOPMIN, ...).
+pub struct Blocked {
+    /// The command, re-run when one of its keys receives data.
+    pub args: Vec<Vec<u8>>,
+    /// (owner shard, key) of every key it waits on.
+    pub keys: Vec<(usize, Vec<u8>)>,
+    pub db: usize,
+    /// Unix ms; 0 = forever.
+    pub deadline_ms: u64,
+    pub null_array: bool,
+}
+
 pub struct Conn {
     pub id: u64,
     pub fd: i32,
@@ -65,6 +77,15 @@ pub struct Conn {
     pub net_in: u64,
     pub net_out: u64,
     pub cmds: u64,
+    /// Parked by a blocking command.
+    pub blocked: Option<Box<Blocked>>,
+    /// A blocking command is out on another shard: run nothing else from
+    /// this client until its reply (or its parking) comes back.
+    pub hold_input: bool,
+    /// That command's arguments, and the waits it had before (if it is a
+    /// retry), for when the other shard answers.
+    pub hold_args: Option<Vec<Vec<u8>>>,
+    pub hold_prev: Option<Box<Blocked>>,
 }
 
 impl Conn {
@@ -106,6 +127,10 @@ impl Conn {
             net_in: 0,
             net_out: 0,
             cmds: 0,
+            blocked: None,
+            hold_input: false,
+            hold_args: None,
+            hold_prev: None,
         }
     }
 
@@ -116,7 +141,13 @@ impl Conn {
             .as_deref()
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
-        let flags = if self.close_after_reply { "c" } else { "N" };
+        let flags = if self.close_after_reply {
+            "c"
+        } else if self.blocked.is_some() {
+            "b"
+        } else {
+            "N"
+        };
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,

@@ -467,6 +467,31 @@ fn client(c: &mut SrvCtx, args: &[&[u8]]) {
             }
             c.out.ok();
         }
+        "unblock" => {
+            let Some(id) = parse_i64(args[2]) else {
+                c.out.not_int();
+                return;
+            };
+            let error = match args.get(3) {
+                None => false,
+                Some(a) if eq_ic(a, "timeout") => false,
+                Some(a) if eq_ic(a, "error") => true,
+                Some(_) => {
+                    c.out.err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+                    return;
+                }
+            };
+            if args.len() > 4 {
+                c.out.syntax();
+                return;
+            }
+            let hit = c
+                .sh
+                .on_all(move |sh| sh.unblock_client(id as u64, error))
+                .into_iter()
+                .any(|b| b);
+            c.out.int(hit as i64);
+        }
         "unpause" => {
             c.sh.g.pause_until.store(0, Ordering::Relaxed);
             for s in 0..c.sh.n {
@@ -492,6 +517,8 @@ fn client(c: &mut SrvCtx, args: &[&[u8]]) {
                 "    Return information about client connections. Options: TYPE <normal|master|replica|pubsub>, ID id [id ...].",
                 "UNPAUSE",
                 "    Stop the current client pause, resuming traffic.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "PAUSE <timeout> [WRITE|ALL]",
                 "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "REPLY (ON|OFF|SKIP)",

@@ -870,6 +870,7 @@ struct ShardFig {
     msgs_sent: u64,
     msgs_received: u64,
     cpu: (libc::timeval, libc::timeval),
+    blocked: usize,
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
@@ -900,6 +901,7 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
         errors: st.errors.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         total_error_replies: st.total_error_replies,
         conns: sh.conns.iter().filter(|c| c.is_some()).count(),
+        blocked: sh.blocked_conns.len(),
         msgs_sent: sh.mesh.sent,
         msgs_received: sh.mesh.received,
         // This closure runs on the shard's own thread.
@@ -1078,7 +1080,12 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
         kv!(s, "maxclients", "{}", cfg.get("maxclients"));
         kv!(s, "client_recent_max_input_buffer", "0");
         kv!(s, "client_recent_max_output_buffer", "0");
-        kv!(s, "blocked_clients", "0");
+        kv!(
+            s,
+            "blocked_clients",
+            "{}",
+            figs.iter().map(|f| f.blocked).sum::<usize>()
+        );
         kv!(s, "tracking_clients", "0");
         kv!(s, "clients_in_timeout_table", "0");
         sections.push(s);

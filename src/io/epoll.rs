@@ -139,6 +139,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     loop {
         sh.stats.loop_iterations += 1;
         sh.drain_inbox();
+        let sleep_ms = sh.turn_work();
         for idx in std::mem::take(&mut sh.dirty) {
             flush(&mut sh, ep, idx);
         }
@@ -156,7 +157,10 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
             continue;
         }
         let mut timeout = (next_cron - now).as_millis() as i32 + 1;
-        if sh.mesh.has_input() || sh.mesh.has_overflow() || !sh.dirty.is_empty() {
+        if let Some(ms) = sleep_ms {
+            timeout = timeout.min(ms as i32);
+        }
+        if sh.busy() {
             timeout = 0;
         } else {
             sh.g.wakers[me].sleeping.store(true, Ordering::SeqCst);

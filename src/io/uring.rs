@@ -365,6 +365,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     loop {
         sh.stats.loop_iterations += 1;
         sh.drain_inbox();
+        let sleep_ms = sh.turn_work();
         for idx in std::mem::take(&mut lp.rearm) {
             lp.arm_recv(&mut sh, idx);
         }
@@ -380,7 +381,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
             break;
         }
         let mut want = 1;
-        if sh.mesh.has_input() || sh.mesh.has_overflow() || !sh.dirty.is_empty() {
+        if sh.busy() {
             want = 0;
         } else {
             sh.g.wakers[me].sleeping.store(true, Ordering::SeqCst);
@@ -389,7 +390,20 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                 want = 0;
             }
         }
-        let r = lp.ring.submit_and_wait(want);
+        let r = match sleep_ms {
+            // Blocked clients: wake up in time for the nearest deadline.
+            Some(ms) if want == 1 => {
+                let ts = types::Timespec::new()
+                    .sec(ms / 1000)
+                    .nsec(((ms % 1000) * 1_000_000) as u32);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                match lp.ring.submitter().submit_with_args(1, &args) {
+                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+                    r => r,
+                }
+            }
+            _ => lp.ring.submit_and_wait(want),
+        };
         sh.g.wakers[me].sleeping.store(false, Ordering::SeqCst);
         sh.stats.submissions += 1;
         if let Err(e) = r {

@@ -6,9 +6,10 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 
+use super::keyspace::BlockReq;
 use super::Shard;
 
-pub type Job = Box<dyn FnOnce(&mut Shard) -> Vec<u8> + Send>;
+pub type Job = Box<dyn FnOnce(&mut Shard) -> (Vec<u8>, Option<BlockReq>) + Send>;
 pub type TxJob = Box<dyn FnOnce(&mut Shard) -> Box<dyn Any + Send> + Send>;
 
 pub enum Msg {
@@ -19,12 +20,13 @@ pub enum Msg {
         seq: u64,
         job: Job,
     },
-    /// The encoded reply of an `Exec`.
+    /// The encoded reply of an `Exec`, or its request to block.
     Reply {
         conn: u32,
         gen: u32,
         seq: u64,
         data: Vec<u8>,
+        block: Option<BlockReq>,
     },
     /// A coordinator holding the transaction token asks this shard to stop
     /// serving anything but its transaction until `Release`.

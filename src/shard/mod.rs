@@ -21,10 +21,10 @@ use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 
 use crate::cmd::{self, CmdSpec, Ctx, Run, SrvCtx};
-use crate::conn::{Conn, Pending, ReplyMode};
+use crate::conn::{Blocked, Conn, Pending, ReplyMode};
 use crate::resp::{self, Out, Parsed};
 use crate::server::Global;
-use keyspace::Keyspace;
+use keyspace::{BlockReq, Keyspace};
 use mesh::{Mesh, Msg};
 
 /// Per-command counters (INFO commandstats).
@@ -80,7 +80,7 @@ pub struct Shard {
     /// Messages received while coordinating a transaction, run after it.
     deferred: VecDeque<(usize, Msg)>,
     /// Replies for connections taken out of the table while they run.
-    stash: Vec<(u32, u32, u64, Vec<u8>)>,
+    stash: Vec<(u32, u32, u64, Vec<u8>, Option<BlockReq>)>,
     /// Connections stopped by CLIENT PAUSE, resumed when it ends.
     pub paused: Vec<u32>,
     /// The connection taken out of `conns` while its requests run.
@@ -91,6 +91,42 @@ pub struct Shard {
     cfg_epoch: u64,
     /// Connection indexes to close this turn.
     pub to_close: Vec<u32>,
+    /// Clients blocked on keys of this shard, in arrival order per key.
+    pub waiters: hashbrown::HashMap<(usize, Vec<u8>), VecDeque<Waiter>>,
+    /// This shard's own connections that are blocked (for timeouts).
+    pub blocked_conns: Vec<u32>,
+    /// Connections whose buffered input must run at the top of the next
+    /// loop turn (never from inside a transaction or a message handler,
+    /// where running a command could nest a transaction).
+    resume: Vec<u32>,
+}
+
+/// What the request loop does after a request.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    /// Go on with the next request.
+    Next,
+    /// Consumed; run nothing more from this client for now (it blocked).
+    Stop,
+    /// Not consumed (CLIENT PAUSE); keep it for later.
+    Unconsumed,
+}
+
+/// The outcome of re-running a blocked client's command.
+#[derive(PartialEq, Eq, Debug)]
+pub enum Retry {
+    Served,
+    Reparked,
+    Stale,
+}
+
+/// A client waiting on a key of this shard.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Waiter {
+    pub shard: usize,
+    pub idx: u32,
+    pub gen: u32,
+    pub client_id: u64,
 }
 
 /// Where a keyed command runs.
@@ -128,6 +164,9 @@ impl Shard {
             cfg,
             g,
             to_close: Vec::new(),
+            waiters: hashbrown::HashMap::new(),
+            blocked_conns: Vec::new(),
+            resume: Vec::new(),
         }
     }
 
@@ -176,7 +215,13 @@ impl Shard {
     /// operation in flight on its buffers).
     pub fn remove_conn(&mut self, idx: u32) {
         if let Some(slot) = self.conns.get_mut(idx as usize) {
-            if slot.take().is_some() {
+            if let Some(c) = slot.take() {
+                // A client that disconnects while blocked leaves no trace.
+                let id = c.id;
+                for b in [c.blocked, c.hold_prev].into_iter().flatten() {
+                    self.unregister_waits(&b, id);
+                }
+                self.blocked_conns.retain(|&i| i != idx);
                 self.free_slots.push(idx);
                 self.g.connected_clients.fetch_sub(1, Ordering::Relaxed);
             }
@@ -219,6 +264,9 @@ impl Shard {
         let before = wbuf.len();
         if conn.kill || conn.close_after_reply {
             // Input after QUIT or an error is ignored.
+        } else if conn.blocked.is_some() || conn.hold_input {
+            // A blocked client's next requests wait until it is served.
+            conn.rbuf.extend_from_slice(data);
         } else {
             // A bug in a handler must not take the shard down: the panic is
             // caught here, logged, answered with an error, and only this
@@ -291,11 +339,15 @@ impl Shard {
                             pos += consumed;
                             continue;
                         }
-                        if !self.dispatch(conn, wbuf, &args, idx) {
+                        match self.dispatch(conn, wbuf, &args, idx) {
+                            Flow::Next => pos += consumed,
+                            Flow::Stop => {
+                                pos += consumed;
+                                break;
+                            }
                             // Paused: leave this request unconsumed.
-                            break;
+                            Flow::Unconsumed => break,
                         }
-                        pos += consumed;
                     }
                     Ok(Parsed::More { need }) => {
                         conn.need = need.saturating_sub(0);
@@ -319,7 +371,7 @@ impl Shard {
 
     /// Runs one request. Returns false when the client is paused and the
     /// request must stay unconsumed.
-    fn dispatch(&mut self, conn: &mut Conn, wbuf: &mut Vec<u8>, args: &[&[u8]], idx: u32) -> bool {
+    fn dispatch(&mut self, conn: &mut Conn, wbuf: &mut Vec<u8>, args: &[&[u8]], idx: u32) -> Flow {
         let t = cmd::table();
         let start = crate::clock::now();
         self.stats.total_commands += 1;
@@ -351,7 +403,7 @@ impl Shard {
             out.err(&cmd::unknown_command(args));
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
-            return true;
+            return Flow::Next;
         };
         conn.last_cmd = spec.name;
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
@@ -359,20 +411,20 @@ impl Shard {
             self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("NOAUTH");
             self.finish_reply(conn, direct, skip, scratch);
-            return true;
+            return Flow::Next;
         }
         if !spec.arity_ok(args.len()) {
             out.wrong_arity(spec.name);
             self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
-            return true;
+            return Flow::Next;
         }
         if self.g.is_paused(spec.flags & cmd::WRITE != 0) {
             if !self.paused.contains(&idx) {
                 self.paused.push(idx);
             }
-            return false;
+            return Flow::Unconsumed;
         }
         let err_before = out.buf.len();
         match spec.run {
@@ -400,13 +452,20 @@ impl Shard {
                     if conn.reply_mode == ReplyMode::Skip {
                         conn.reply_mode = ReplyMode::On;
                     }
-                    return true;
+                    if spec.flags & cmd::BLOCKING != 0 {
+                        // It may park: nothing else from this client runs
+                        // until the owner answers.
+                        conn.hold_input = true;
+                        conn.hold_args = Some(args.iter().map(|a| a.to_vec()).collect());
+                        return Flow::Stop;
+                    }
+                    return Flow::Next;
                 }
                 Route::Multi => {
                     let Run::KeyMulti(_, m) = spec.run else {
                         out.error("CROSSSLOT Keys in request don't hash to the same slot");
                         self.finish_reply(conn, direct, skip, scratch);
-                        return true;
+                        return Flow::Next;
                     };
                     let mut ctx = SrvCtx {
                         sh: self,
@@ -416,6 +475,12 @@ impl Shard {
                     m(&mut ctx, args);
                 }
             },
+        }
+        if let Some(req) = self.ks.block_request.take() {
+            // The command found nothing to serve and asked to wait.
+            self.park(conn, idx, args.iter().map(|a| a.to_vec()).collect(), req);
+            self.finish_reply(conn, direct, skip, scratch);
+            return Flow::Stop;
         }
         let st = &mut self.stats.cmds[ci as usize];
         st.calls += 1;
@@ -441,7 +506,7 @@ impl Shard {
             conn.reply_mode = ReplyMode::On;
         }
         self.finish_reply(conn, direct, skip, scratch);
-        true
+        Flow::Next
     }
 
     fn count_error(&mut self, code: &str) {
@@ -508,7 +573,8 @@ impl Shard {
             if skip {
                 buf.clear();
             }
-            buf
+            let block = sh.ks.block_request.take();
+            (buf, block)
         });
         self.mesh.send(
             to,
@@ -551,12 +617,16 @@ impl Shard {
                 seq,
                 job,
             } => {
-                let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self)))
-                    .unwrap_or_else(|_| {
-                        crate::log::warn("internal error in a command run for another shard");
-                        b"-ERR internal error (see the server log)\r\n".to_vec()
-                    });
-                if seq != u64::MAX {
+                let (data, block) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self)))
+                        .unwrap_or_else(|_| {
+                            crate::log::warn("internal error in a command run for another shard");
+                            (
+                                b"-ERR internal error (see the server log)\r\n".to_vec(),
+                                None,
+                            )
+                        });
+                if seq != u64::MAX || block.is_some() {
                     self.mesh.send(
                         from,
                         Msg::Reply {
@@ -564,6 +634,7 @@ impl Shard {
                             gen,
                             seq,
                             data,
+                            block,
                         },
                     );
                 }
@@ -573,7 +644,8 @@ impl Shard {
                 gen,
                 seq,
                 data,
-            } => self.on_reply(conn, gen, seq, data),
+                block,
+            } => self.on_reply(conn, gen, seq, data, block),
             Msg::Hold => self.held(from),
             Msg::Run(f) => {
                 self.ks.now = crate::util::now_ms();
@@ -587,29 +659,67 @@ impl Shard {
         }
     }
 
-    fn on_reply(&mut self, idx: u32, gen: u32, seq: u64, data: Vec<u8>) {
+    fn on_reply(&mut self, idx: u32, gen: u32, seq: u64, data: Vec<u8>, block: Option<BlockReq>) {
         match self.conns.get_mut(idx as usize) {
             Some(Some(c)) if c.gen == gen => {
+                let mut resume = false;
+                if c.hold_input {
+                    // The answer to a blocking command run on another shard.
+                    c.hold_input = false;
+                    let args = c.hold_args.take().unwrap_or_default();
+                    if let Some(req) = block {
+                        c.pending
+                            .retain(|p| !matches!(p, Pending::Wait(s) if *s == seq));
+                        let mut conn = self.conns[idx as usize].take().expect("conn");
+                        self.park(&mut conn, idx, args, req);
+                        self.conns[idx as usize] = Some(conn);
+                        self.flush_ready(idx);
+                        return;
+                    }
+                    if let Some(p) = c.hold_prev.take() {
+                        let id = c.id;
+                        self.unregister_waits(&p, id);
+                        self.blocked_conns.retain(|&i| i != idx);
+                    }
+                    resume = true;
+                }
+                let Some(Some(c)) = self.conns.get_mut(idx as usize) else {
+                    return;
+                };
                 for p in c.pending.iter_mut() {
                     if matches!(p, Pending::Wait(s) if *s == seq) {
                         *p = Pending::Ready(data);
                         break;
                     }
                 }
-                let mut wrote = false;
-                while let Some(Pending::Ready(_)) = c.pending.front() {
-                    if let Some(Pending::Ready(d)) = c.pending.pop_front() {
-                        c.wbuf.extend_from_slice(&d);
-                        wrote = true;
-                    }
-                }
-                if wrote {
-                    self.mark_dirty(idx);
+                self.flush_ready(idx);
+                if resume {
+                    // Run what the client sent while it waited.
+                    self.resume.push(idx);
                 }
             }
-            Some(None) if self.current == Some(idx) => self.stash.push((idx, gen, seq, data)),
+            Some(None) if self.current == Some(idx) => {
+                self.stash.push((idx, gen, seq, data, block))
+            }
             // The connection is gone: drop its reply.
             _ => {}
+        }
+    }
+
+    /// Moves replies that are ready, in pipeline order, to the output.
+    fn flush_ready(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else {
+            return;
+        };
+        let mut wrote = false;
+        while let Some(Pending::Ready(_)) = c.pending.front() {
+            if let Some(Pending::Ready(d)) = c.pending.pop_front() {
+                c.wbuf.extend_from_slice(&d);
+                wrote = true;
+            }
+        }
+        if wrote {
+            self.mark_dirty(idx);
         }
     }
 
@@ -617,8 +727,8 @@ impl Shard {
         if self.stash.is_empty() {
             return;
         }
-        for (idx, gen, seq, data) in std::mem::take(&mut self.stash) {
-            self.on_reply(idx, gen, seq, data);
+        for (idx, gen, seq, data, block) in std::mem::take(&mut self.stash) {
+            self.on_reply(idx, gen, seq, data, block);
         }
     }
 
@@ -660,7 +770,8 @@ impl Shard {
                     gen,
                     seq,
                     data,
-                }) => self.on_reply(conn, gen, seq, data),
+                    block,
+                }) => self.on_reply(conn, gen, seq, data, block),
                 Some(other) => self.deferred.push_back((from, other)),
                 None => backoff(&mut spins),
             }
@@ -753,6 +864,261 @@ impl Shard {
         }
     }
 
+    // ----- blocked clients ---------------------------------------------
+
+    /// Parks a client whose blocking command found nothing to serve: it
+    /// waits on every key's owner shard, in arrival order.
+    fn park(&mut self, conn: &mut Conn, idx: u32, args: Vec<Vec<u8>>, req: BlockReq) {
+        let keep = conn.hold_prev.take().map(|p| p.deadline_ms);
+        let keys: Vec<(usize, Vec<u8>)> = req
+            .keys
+            .into_iter()
+            .map(|k| (self.shard_of(&k), k))
+            .collect();
+        let w = Waiter {
+            shard: self.id,
+            idx,
+            gen: conn.gen,
+            client_id: conn.id,
+        };
+        let db = conn.db;
+        for (s, k) in &keys {
+            let k = k.clone();
+            self.post(*s, move |sh| sh.add_waiter(db, k, w));
+        }
+        conn.blocked = Some(Box::new(Blocked {
+            args,
+            keys,
+            db,
+            deadline_ms: keep.unwrap_or(req.deadline_ms),
+            null_array: req.null_array,
+        }));
+        if !self.blocked_conns.contains(&idx) {
+            self.blocked_conns.push(idx);
+        }
+    }
+
+    /// Registers a waiter on a key of this shard (idempotent: a client
+    /// re-parked after a failed retry keeps its place).
+    pub fn add_waiter(&mut self, db: usize, key: Vec<u8>, w: Waiter) {
+        let q = self.waiters.entry((db, key.clone())).or_default();
+        if q.iter().any(|x| x.client_id == w.client_id) {
+            return;
+        }
+        q.push_back(w);
+        self.ks.blocking_keys.insert((db, key.clone()));
+        // Data may have arrived between the check and this registration
+        // (the waiter's shard is not this one): look again.
+        self.ks.now = crate::util::now_ms();
+        if self.ks.exists(db, &key) {
+            self.ks.signal_ready(db, &key);
+        }
+    }
+
+    pub fn remove_waiter(&mut self, db: usize, key: &[u8], client_id: u64) {
+        let k = (db, key.to_vec());
+        if let Some(q) = self.waiters.get_mut(&k) {
+            q.retain(|w| w.client_id != client_id);
+            if q.is_empty() {
+                self.waiters.remove(&k);
+                self.ks.blocking_keys.remove(&k);
+            }
+        }
+    }
+
+    fn unregister_waits(&mut self, b: &Blocked, client_id: u64) {
+        let db = b.db;
+        for (s, k) in &b.keys {
+            let k = k.clone();
+            self.post(*s, move |sh| sh.remove_waiter(db, &k, client_id));
+        }
+    }
+
+    /// Serves clients blocked on keys that received data, first come first
+    /// served per key.
+    pub fn serve_ready(&mut self) {
+        for _ in 0..16 {
+            if self.ks.ready_keys.is_empty() {
+                return;
+            }
+            for (db, key) in std::mem::take(&mut self.ks.ready_keys) {
+                let Some(q) = self.waiters.get(&(db, key.clone())) else {
+                    continue;
+                };
+                let list: Vec<Waiter> = q.iter().copied().collect();
+                for w in list {
+                    if w.shard != self.id {
+                        self.post(w.shard, move |sh| {
+                            if sh.retry_blocked(w.idx, w.gen) == Retry::Stale {
+                                // Nothing to do: its shard cleans up on close.
+                            }
+                        });
+                        continue;
+                    }
+                    match self.retry_blocked(w.idx, w.gen) {
+                        Retry::Served => {}
+                        Retry::Stale => self.remove_waiter(db, &key, w.client_id),
+                        // The key has nothing more for the next waiters.
+                        Retry::Reparked => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-runs a blocked client's command.
+    pub fn retry_blocked(&mut self, idx: u32, gen: u32) -> Retry {
+        match self.conns.get(idx as usize) {
+            Some(Some(c)) if c.gen == gen && c.blocked.is_some() && !c.kill && !c.closed => {}
+            _ => return Retry::Stale,
+        }
+        let mut conn = self.conns[idx as usize].take().expect("conn");
+        self.current = Some(idx);
+        let b = conn.blocked.take().expect("blocked");
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        self.ks.now = crate::util::now_ms();
+        let saved_db = conn.db;
+        conn.db = b.db;
+        let args: Vec<&[u8]> = b.args.iter().map(|a| a.as_slice()).collect();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.dispatch(&mut conn, &mut wbuf, &args, idx)
+        }));
+        conn.db = saved_db;
+        let outcome = if r.is_err() {
+            wbuf.extend_from_slice(b"-ERR internal error (see the server log)\r\n");
+            conn.close_after_reply = true;
+            self.unregister_waits(&b, conn.id);
+            Retry::Served
+        } else if let Some(nb) = conn.blocked.as_mut() {
+            // Still nothing for it: keep its original deadline.
+            nb.deadline_ms = b.deadline_ms;
+            Retry::Reparked
+        } else if conn.hold_input {
+            // Re-run on the key's shard; its answer decides.
+            conn.hold_prev = Some(b);
+            Retry::Served
+        } else {
+            self.unregister_waits(&b, conn.id);
+            Retry::Served
+        };
+        let served = outcome == Retry::Served && !conn.hold_input;
+        if served {
+            self.blocked_conns.retain(|&i| i != idx);
+        }
+        conn.wbuf = wbuf;
+        self.conns[idx as usize] = Some(conn);
+        self.current = None;
+        self.mark_dirty(idx);
+        self.apply_stash();
+        if served {
+            self.resume.push(idx);
+        }
+        outcome
+    }
+
+    /// Ends a client's wait with the timeout reply (or an error, for
+    /// CLIENT UNBLOCK ... ERROR).
+    fn unblock_with(&mut self, idx: u32, error: Option<&str>) {
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else {
+            return;
+        };
+        let Some(b) = c.blocked.take() else {
+            return;
+        };
+        let mut reply = Vec::new();
+        {
+            let mut out = Out::new(&mut reply, c.resp3);
+            match error {
+                Some(e) => out.error(e),
+                None if b.null_array => out.null_array(),
+                None => out.null(),
+            }
+        }
+        if c.reply_mode == ReplyMode::On {
+            if c.pending.is_empty() {
+                c.wbuf.extend_from_slice(&reply);
+            } else {
+                c.pending.push_back(Pending::Ready(reply));
+            }
+        }
+        let id = c.id;
+        self.unregister_waits(&b, id);
+        self.blocked_conns.retain(|&i| i != idx);
+        self.mark_dirty(idx);
+        self.resume.push(idx);
+    }
+
+    /// Times out blocked clients whose deadline has passed.
+    pub fn check_block_timeouts(&mut self) {
+        if self.blocked_conns.is_empty() {
+            return;
+        }
+        let now = crate::util::now_ms();
+        for idx in self.blocked_conns.clone() {
+            let due = matches!(self.conns.get(idx as usize), Some(Some(c))
+                if matches!(&c.blocked, Some(b) if b.deadline_ms != 0 && b.deadline_ms <= now));
+            if due {
+                self.unblock_with(idx, None);
+            }
+        }
+    }
+
+    /// Work a loop turn does besides I/O: serve clients whose keys got
+    /// data, time out blocked ones. Returns the longest the loop may sleep
+    /// (ms) given blocked clients' deadlines, if any.
+    pub fn turn_work(&mut self) -> Option<u64> {
+        for idx in std::mem::take(&mut self.resume) {
+            self.on_input(idx, &[]);
+        }
+        self.serve_ready();
+        self.check_block_timeouts();
+        self.next_block_deadline()
+            .map(|d| d.saturating_sub(crate::util::now_ms()).max(1))
+    }
+
+    /// Whether the loop must not sleep (work is already waiting).
+    pub fn busy(&self) -> bool {
+        self.mesh.has_input()
+            || self.mesh.has_overflow()
+            || !self.dirty.is_empty()
+            || !self.ks.ready_keys.is_empty()
+            || !self.resume.is_empty()
+    }
+
+    /// The nearest blocked-client deadline (Unix ms), if any.
+    pub fn next_block_deadline(&self) -> Option<u64> {
+        self.blocked_conns
+            .iter()
+            .filter_map(|&i| {
+                self.conns
+                    .get(i as usize)?
+                    .as_ref()?
+                    .blocked
+                    .as_ref()
+                    .map(|b| b.deadline_ms)
+            })
+            .filter(|&d| d != 0)
+            .min()
+    }
+
+    /// CLIENT UNBLOCK: returns whether a client with that id was blocked here.
+    pub fn unblock_client(&mut self, client_id: u64, error: bool) -> bool {
+        let found = self
+            .conns
+            .iter()
+            .position(|c| matches!(c, Some(c) if c.id == client_id && c.blocked.is_some()));
+        match found {
+            Some(i) => {
+                self.unblock_with(
+                    i as u32,
+                    error.then_some("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
     // ----- housekeeping ------------------------------------------------
 
     /// Periodic work (every 1000/hz ms): active expiry, rehashing, idle
@@ -782,9 +1148,8 @@ impl Shard {
         if self.paused.is_empty() || self.g.is_paused(false) {
             return;
         }
-        for idx in std::mem::take(&mut self.paused) {
-            self.on_input(idx, &[]);
-        }
+        let paused = std::mem::take(&mut self.paused);
+        self.resume.extend(paused);
     }
 }
 
