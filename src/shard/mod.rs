@@ -80,7 +80,7 @@ pub struct Shard {
     /// Messages received while coordinating a transaction, run after it.
     deferred: VecDeque<(usize, Msg)>,
     /// Replies for connections taken out of the table while they run.
-    stash: Vec<(u32, u32, u64, Vec<u8>, Option<BlockReq>)>,
+    stash: Vec<Stashed>,
     /// Connections stopped by CLIENT PAUSE, resumed when it ends.
     pub paused: Vec<u32>,
     /// The connection taken out of `conns` while its requests run.
@@ -100,6 +100,9 @@ pub struct Shard {
     /// where running a command could nest a transaction).
     resume: Vec<u32>,
 }
+
+/// A reply that arrived for the connection currently running.
+type Stashed = (u32, u32, u64, Vec<u8>, Option<BlockReq>);
 
 /// What the request loop does after a request.
 #[derive(PartialEq, Eq)]
