@@ -14,6 +14,7 @@ pub mod config;
 pub mod conn;
 pub mod io;
 pub mod log;
+pub mod metrics;
 pub mod resp;
 pub mod server;
 pub mod shard;

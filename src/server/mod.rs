@@ -31,6 +31,8 @@ pub struct Global {
     pub config_file: Option<String>,
     /// Stats reset time for INFO/CONFIG RESETSTAT bookkeeping.
     pub stat_reset: AtomicU64,
+    /// Number of MONITOR clients (dispatch feeds them while non-zero).
+    pub monitors: AtomicUsize,
 }
 
 impl Global {
@@ -378,6 +380,7 @@ pub fn run(cfg: Config) -> i32 {
         port,
         config_file,
         stat_reset: AtomicU64::new(0),
+        monitors: AtomicUsize::new(0),
     });
 
     // Signals: handled by the main thread only.

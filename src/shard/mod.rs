@@ -99,6 +99,8 @@ pub struct Shard {
     /// loop turn (never from inside a transaction or a message handler,
     /// where running a command could nest a transaction).
     resume: Vec<u32>,
+    /// Latency histograms, SLOWLOG, latency monitor (src/metrics).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -170,6 +172,7 @@ impl Shard {
             waiters: hashbrown::HashMap::new(),
             blocked_conns: Vec::new(),
             resume: Vec::new(),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -485,9 +488,14 @@ impl Shard {
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Stop;
         }
+        let ns = crate::clock::elapsed_ns(start);
         let st = &mut self.stats.cmds[ci as usize];
         st.calls += 1;
-        st.nsec += crate::clock::elapsed_ns(start);
+        st.nsec += ns;
+        self.metrics.on_command(ci, ns, args, conn);
+        if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            crate::metrics::feed_monitors(self, conn, args);
+        }
         // An error reply counts as a failed call.
         let buf: &[u8] = if skip {
             &discard
