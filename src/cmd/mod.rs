@@ -17,6 +17,7 @@ pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -192,6 +193,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(hash::COMMANDS)
         .chain(set::COMMANDS)
         .chain(zset::COMMANDS)
+        .chain(sort::COMMANDS)
 }
 
 /// The lookup table, built once.
