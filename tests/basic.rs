@@ -875,7 +875,6 @@ fn arity_and_unknown_command_errors() {
 }
 
 #[test]
-#[ignore = "needs the list/set/hash types of the data-structures issue (#3); un-ignore there"]
 fn wrong_type_errors() {
     each_shards(|_, con| {
         t(con, &["RPUSH", "list", "a", "b"], int(2));

@@ -789,7 +789,6 @@ fn differential_integer_edges() {
 }
 
 #[test]
-#[ignore = "needs the list/set/hash types of the data-structures issue (#3); un-ignore there"]
 fn differential_wrong_type() {
     run_streams(Mix::WrongType, &seeds(&[21, 22, 23], 3), 3000);
 }

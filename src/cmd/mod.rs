@@ -14,6 +14,7 @@
 pub mod conn;
 pub mod hash;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod server;
 pub mod set;
@@ -194,6 +195,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(set::COMMANDS)
         .chain(zset::COMMANDS)
         .chain(sort::COMMANDS)
+        .chain(latency::COMMANDS)
 }
 
 /// The lookup table, built once.

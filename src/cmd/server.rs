@@ -799,6 +799,7 @@ fn reset_shard_stats(sh: &mut Shard) {
         ..Default::default()
     };
     sh.ks.stats = KsStats::default();
+    sh.metrics.reset_histograms();
     sh.mesh.sent = 0;
     sh.mesh.received = 0;
 }
@@ -1009,7 +1010,7 @@ macro_rules! kv {
 
 /// Builds the INFO text for the sections in `set` from the shards'
 /// figures; `me` is the shard running INFO.
-fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
+fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &str) -> String {
     let on = |name: &str| {
         SECTIONS
             .iter()
@@ -1335,8 +1336,7 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32) -> String {
     }
 
     if on("latencystats") {
-        // Per-command latency histograms are not kept yet.
-        sections.push("# Latencystats\r\n".into());
+        sections.push(latencystats.to_string());
     }
 
     if on("cluster") {
@@ -1421,7 +1421,17 @@ fn info_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
         .sh
         .on_all(move |sh: &mut Shard| shard_fig(sh, with_cmds));
     let g = ctx.sh.g.clone();
-    let text = info_text(&g, ctx.sh.id, &figs, set);
+    let lat_bit = 1
+        << SECTIONS
+            .iter()
+            .position(|s| *s == "latencystats")
+            .unwrap_or(0);
+    let lat = if set & lat_bit != 0 {
+        crate::metrics::info_latencystats(ctx.sh)
+    } else {
+        String::new()
+    };
+    let text = info_text(&g, ctx.sh.id, &figs, set, &lat);
     ctx.out.verbatim(text.as_bytes());
 }
 

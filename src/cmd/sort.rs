@@ -135,7 +135,10 @@ fn sort_ro(c: &mut SrvCtx, args: &[&[u8]]) {
 fn pattern_key(pat: &[u8], elem: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let star = pat.iter().position(|&b| b == b'*')?;
     // A "->field" suffix after the star selects a hash field.
-    let arrow = pat[star + 1..].windows(2).position(|w| w == b"->").map(|p| p + star + 1);
+    let arrow = pat[star + 1..]
+        .windows(2)
+        .position(|w| w == b"->")
+        .map(|p| p + star + 1);
     let (key_pat, field) = match arrow {
         Some(a) if a + 2 < pat.len() => (&pat[..a], Some(pat[a + 2..].to_vec())),
         _ => (pat, None),
@@ -169,7 +172,8 @@ fn run(c: &mut SrvCtx, args: &[&[u8]], ro: bool) {
     };
     let db = c.conn.db;
     let src = args[1].to_vec();
-    let uses_patterns = (o.by.is_some() && !o.nosort) || o.gets.iter().any(|g| g.as_slice() != b"#");
+    let uses_patterns =
+        (o.by.is_some() && !o.nosort) || o.gets.iter().any(|g| g.as_slice() != b"#");
     let src_shard = c.sh.shard_of(&src);
     let mut shards = vec![src_shard];
     if let Some(d) = &o.store {
@@ -179,14 +183,19 @@ fn run(c: &mut SrvCtx, args: &[&[u8]], ro: bool) {
         shards = c.sh.all_shards();
     }
     let resp3 = c.out.resp3;
-    let reply = c.sh.tx(&shards, move |tx| sort_in_tx(tx, db, src, src_shard, o, resp3));
+    let reply = c.sh.tx(&shards, move |tx| {
+        sort_in_tx(tx, db, src, src_shard, o, resp3)
+    });
     c.out.raw(&reply);
 }
+
+/// (element index, key, hash field) to read for one element.
+type Lookup = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// Reads a pattern's value for every element, grouped by owning shard.
 fn resolve(tx: &mut Tx, db: usize, pat: &[u8], elems: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
     let mut res: Vec<Option<Vec<u8>>> = vec![None; elems.len()];
-    let mut by_shard: Vec<Vec<(usize, Vec<u8>, Option<Vec<u8>>)>> = vec![Vec::new(); tx.sh.n];
+    let mut by_shard: Vec<Vec<Lookup>> = vec![Vec::new(); tx.sh.n];
     for (i, e) in elems.iter().enumerate() {
         if pat == b"#" {
             res[i] = Some(e.clone());
@@ -214,7 +223,14 @@ fn resolve(tx: &mut Tx, db: usize, pat: &[u8], elems: &[Vec<u8>]) -> Vec<Option<
     res
 }
 
-fn sort_in_tx(tx: &mut Tx, db: usize, src: Vec<u8>, src_shard: usize, o: Opts, resp3: bool) -> Vec<u8> {
+fn sort_in_tx(
+    tx: &mut Tx,
+    db: usize,
+    src: Vec<u8>,
+    src_shard: usize,
+    o: Opts,
+    resp3: bool,
+) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut out = Out::new(&mut buf, resp3);
     let (limit, nosort, desc) = (o.limit, o.nosort, o.desc);
@@ -289,7 +305,8 @@ fn sort_in_tx(tx: &mut Tx, db: usize, src: Vec<u8>, src_shard: usize, o: Opts, r
     let rows: Vec<Option<Vec<u8>>> = if o.gets.is_empty() {
         elems.into_iter().map(Some).collect()
     } else {
-        let cols: Vec<Vec<Option<Vec<u8>>>> = o.gets.iter().map(|g| resolve(tx, db, g, &elems)).collect();
+        let cols: Vec<Vec<Option<Vec<u8>>>> =
+            o.gets.iter().map(|g| resolve(tx, db, g, &elems)).collect();
         (0..elems.len())
             .flat_map(|i| cols.iter().map(move |c| c[i].clone()))
             .collect()
@@ -302,8 +319,10 @@ fn sort_in_tx(tx: &mut Tx, db: usize, src: Vec<u8>, src_shard: usize, o: Opts, r
                 if rows.is_empty() {
                     sh.ks.delete(db, &dest);
                 } else {
-                    let items: Vec<Vec<u8>> = rows.into_iter().map(|r| r.unwrap_or_default()).collect();
-                    sh.ks.set(db, &dest, make_list(items), false);
+                    let items: Vec<Vec<u8>> =
+                        rows.into_iter().map(|r| r.unwrap_or_default()).collect();
+                    let fill = sh.ks.enc.list_max_listpack_size;
+                    sh.ks.set(db, &dest, make_list(items, fill), false);
                     sh.ks.signal_ready(db, &dest);
                 }
             });
@@ -351,7 +370,10 @@ fn apply_limit<T>(v: Vec<T>, start: i64, count: i64) -> Vec<T> {
     if len == 0 || e < s {
         return Vec::new();
     }
-    v.into_iter().skip(s as usize).take((e - s + 1) as usize).collect()
+    v.into_iter()
+        .skip(s as usize)
+        .take((e - s + 1) as usize)
+        .collect()
 }
 
 // ----- adapters to the value types ---------------------------------------
@@ -359,7 +381,12 @@ fn apply_limit<T>(v: Vec<T>, start: i64, count: i64) -> Vec<T> {
 /// The elements SORT works on, or None for a type it cannot sort. With
 /// `nosort`, a sorted set gives its members in score order (reversed for
 /// DESC) and the LIMIT window is applied here, as Redis does.
-fn elements(v: &Value, nosort: bool, desc: bool, limit: Option<(i64, i64)>) -> Option<Vec<Vec<u8>>> {
+fn elements(
+    v: &Value,
+    nosort: bool,
+    desc: bool,
+    limit: Option<(i64, i64)>,
+) -> Option<Vec<Vec<u8>>> {
     let all = match v {
         Value::List(l) => list_elements(l),
         Value::Set(s) => set_members(s),
@@ -378,24 +405,30 @@ fn elements(v: &Value, nosort: bool, desc: bool, limit: Option<(i64, i64)>) -> O
     })
 }
 
-fn list_elements(_l: &crate::types::list::List) -> Vec<Vec<u8>> {
-    Vec::new()
+fn list_elements(l: &crate::types::list::List) -> Vec<Vec<u8>> {
+    l.iter().map(|e| e.to_vec()).collect()
 }
 
-fn set_members(_s: &crate::types::set::Set) -> Vec<Vec<u8>> {
-    Vec::new()
+fn set_members(s: &crate::types::set::Set) -> Vec<Vec<u8>> {
+    s.iter().map(|m| m.to_vec()).collect()
 }
 
-fn zset_members(_z: &crate::types::zset::ZSet) -> Vec<Vec<u8>> {
-    Vec::new()
+fn zset_members(z: &crate::types::zset::ZSet) -> Vec<Vec<u8>> {
+    let mut v = Vec::with_capacity(z.len());
+    z.range(0, z.len(), false, |m, _| v.push(m.to_vec()));
+    v
 }
 
 fn hash_field(h: &crate::types::hash::Hash, f: &[u8]) -> Option<Vec<u8>> {
     h.get(f).map(|e| e.to_vec())
 }
 
-fn make_list(_items: Vec<Vec<u8>>) -> Value {
-    Value::List(Box::default())
+fn make_list(items: Vec<Vec<u8>>, fill: i64) -> Value {
+    let mut l = crate::types::list::List::new(fill);
+    for i in &items {
+        l.push_back(i);
+    }
+    Value::List(Box::new(l))
 }
 
 #[cfg(test)]
@@ -415,7 +448,10 @@ mod tests {
     #[test]
     fn patterns_substitute_the_first_star() {
         assert_eq!(pattern_key(b"w_*", b"3"), Some((b"w_3".to_vec(), None)));
-        assert_eq!(pattern_key(b"obj_*->weight", b"a"), Some((b"obj_a".to_vec(), Some(b"weight".to_vec()))));
+        assert_eq!(
+            pattern_key(b"obj_*->weight", b"a"),
+            Some((b"obj_a".to_vec(), Some(b"weight".to_vec())))
+        );
         assert_eq!(pattern_key(b"nostar", b"a"), None);
         // "->" with nothing after it is part of the key name.
         assert_eq!(pattern_key(b"k_*->", b"a"), Some((b"k_a->".to_vec(), None)));

@@ -38,6 +38,8 @@ pub struct Global {
 impl Global {
     pub fn shard_cfg(&self) -> ShardCfg {
         let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        // The latency/slowlog settings dispatch reads on every command.
+        crate::metrics::load_config(&c);
         let pass = c.get("requirepass");
         ShardCfg {
             requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),

@@ -234,6 +234,12 @@ impl Shard {
         }
     }
 
+    /// The slot of the connection whose requests are running right now
+    /// (it is out of `conns` meanwhile).
+    pub fn current_idx(&self) -> Option<u32> {
+        self.current
+    }
+
     #[inline]
     pub fn conn(&mut self, idx: u32) -> Option<&mut Conn> {
         self.conns.get_mut(idx as usize)?.as_deref_mut()
@@ -453,8 +459,11 @@ impl Shard {
                 }
                 Route::Remote(to) => {
                     let _ = out;
-                    self.send_exec(conn, idx, to, f, args, skip);
+                    self.send_exec(conn, idx, to, (f, ci), args, skip);
                     self.stats.cmds[ci as usize].calls += 1;
+                    if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                        crate::metrics::feed_monitors(self, conn, args);
+                    }
                     if conn.reply_mode == ReplyMode::Skip {
                         conn.reply_mode = ReplyMode::On;
                     }
@@ -559,11 +568,12 @@ impl Shard {
         conn: &mut Conn,
         idx: u32,
         to: usize,
-        f: cmd::KeyFn,
+        (f, ci): (cmd::KeyFn, u16),
         args: &[&[u8]],
         skip: bool,
     ) {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        let (origin, gen) = (self.id, conn.gen);
         let db = conn.db;
         let resp3 = conn.resp3;
         let seq = conn.next_seq;
@@ -580,11 +590,16 @@ impl Shard {
                 db,
                 out: Out::new(&mut buf, resp3),
             };
+            let start = crate::clock::now();
             f(&mut ctx, &refs);
             if skip {
                 buf.clear();
             }
             let block = sh.ks.block_request.take();
+            if block.is_none() {
+                let ns = crate::clock::elapsed_ns(start);
+                crate::metrics::on_hop(sh, ci, ns, &refs, origin, idx, gen);
+            }
             (buf, block)
         });
         self.mesh.send(

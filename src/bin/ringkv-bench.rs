@@ -1,0 +1,2364 @@
+//! ringkv-bench: a RESP load generator that reports what memtier and
+//! redis-benchmark hide.
+//!
+//! * Closed loop (default): every connection keeps `--pipeline` requests
+//!   in flight and sends a new one as soon as a reply comes back, like
+//!   memtier_benchmark.  Latency runs from the moment a request was
+//!   written (all requests of one write share that time) to the moment
+//!   its reply was read.
+//! * Open loop (`--rate R`): requests follow a fixed schedule of `R`
+//!   requests per second in total, spread evenly over all connections
+//!   (request `k` of the run is due at `start + k / R`).  Latency runs from
+//!   each request's *intended* send time, so a server stall is charged to
+//!   every request that should have been sent during it (no coordinated
+//!   omission, as in wrk2).  The time from the actual write is reported as
+//!   "service time" next to it.  In open loop `--pipeline` caps the
+//!   requests in flight per connection; a due request that waits for that
+//!   cap still has its latency counted from its intended time.
+//!
+//! Replies are parsed as RESP2/RESP3 (simple strings, errors, integers,
+//! bulk strings, arrays, nulls, maps, sets, attributes and push messages);
+//! every request gets exactly one reply, a top-level error reply
+//! (`-ERR ...`, blob error) counts as an error, a null as "nil".
+//!
+//! Each thread runs one epoll loop over its connections (nonblocking std
+//! sockets), records latencies in HdrHistograms and hands the main thread
+//! one interval histogram per second, which prints a progress line and
+//! optionally appends the interval to an HdrHistogram V2 log
+//! (`--hdr-log`).  At the end it prints a summary and optionally writes a
+//! JSON report (`--json`).
+//!
+//! Exit status: 0 when every request got a reply and none was an error;
+//! 1 when some reply was an error or some request went unanswered
+//! (connection lost, timeout); 2 on bad arguments or when connecting
+//! failed.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+
+const SEC: u64 = 1_000_000_000;
+/// Largest latency the histograms track (1 hour, in ns); larger values
+/// are clamped.
+const HIST_MAX: u64 = 3_600 * SEC;
+/// Error reply texts kept as samples (distinct ones, per thread).
+const ERROR_SAMPLES: usize = 8;
+const TIMER_TOKEN: u64 = u64::MAX;
+
+/// Set by SIGINT/SIGTERM: stop issuing requests, drain, report.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+// ---------------------------------------------------------------------------
+// command line
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Dist {
+    /// Every key equally likely.
+    Uniform,
+    /// Zipf-distributed ranks (key 0 hottest), exponent `--zipf-s`.
+    Zipf,
+    /// Walk the key space in order (connection j takes j, j+N, ...):
+    /// useful to load every key once.
+    Sequential,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringkv-bench",
+    version,
+    args_override_self = true,
+    about = "RESP load generator: closed loop or open loop (fixed rate, latency from the \
+             intended send time), exact request counts, HdrHistogram output",
+    after_help = "Placeholders in --command: __key__ (or __rand_int__) is replaced by the request's \
+key number, zero-padded to the width of the largest key; __value__ by --value-size bytes.\n\
+Default workload: SET key:__key__ __value__ and GET key:__key__ with --ratio 1:10.\n\
+\n\
+Examples:\n  ringkv-bench -p 6379 -c 50 -P 16 -n 1000000\n  \
+ringkv-bench -p 6379 --rate 100000 --duration 10 --hdr-log run.hlog --json run.json\n  \
+ringkv-bench -p 6379 --command 'INCR counter:__key__' --distribution zipf --zipf-s 1.1\n  \
+ringkv-bench -p 6379 --command 'SET a __value__' --command 'GET a' --ratio 1:4"
+)]
+struct Cli {
+    /// Server host name or IP address.
+    #[arg(long, default_value = "127.0.0.1", alias = "server")]
+    host: String,
+    /// Server port.
+    #[arg(short = 'p', long, default_value_t = 6379)]
+    port: u16,
+    /// Worker threads, each with its own epoll loop and connections.
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+    /// CPUs to pin the worker threads to, e.g. "1" or "2-3,6"; thread i
+    /// gets the i-th CPU of the list (wrapping).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Connections per thread.
+    #[arg(short = 'c', long, default_value_t = 50)]
+    connections: usize,
+    /// Requests in flight per connection (closed loop); the cap on them
+    /// in open loop.
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pipeline: usize,
+    /// Total requests (exact). Default: 100000 in closed loop; in open
+    /// loop the run lasts --duration (default 10 s) unless this is given.
+    #[arg(short = 'n', long, conflicts_with = "duration")]
+    requests: Option<u64>,
+    /// Run for this many seconds (then wait for the outstanding replies).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Open loop: total requests per second over all threads and
+    /// connections, on a fixed schedule.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Number of distinct keys (key numbers 0 .. keyspace-1).
+    #[arg(long, default_value_t = 100_000)]
+    keyspace: u64,
+    /// Key distribution.
+    #[arg(long, value_enum, default_value_t = Dist::Uniform)]
+    distribution: Dist,
+    /// Zipf exponent (> 0) for --distribution zipf.
+    #[arg(long, default_value_t = 0.99)]
+    zipf_s: f64,
+    /// Size in bytes of __value__.
+    #[arg(long, default_value_t = 32)]
+    value_size: usize,
+    /// Weights of the commands, in order, e.g. 1:10 (default workload:
+    /// SET:GET). Each connection cycles through the commands with exactly
+    /// these proportions.
+    #[arg(long)]
+    ratio: Option<String>,
+    /// A command template (repeatable), e.g. "SET key:__key__ __value__".
+    /// Arguments are split on blanks; "double quotes" keep blanks.
+    #[arg(long = "command")]
+    commands: Vec<String>,
+    /// Password: each connection sends AUTH before the run.
+    #[arg(long)]
+    auth: Option<String>,
+    /// Write a JSON report to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (V2 compressed histograms, one
+    /// per second, values in nanoseconds) to this file.
+    #[arg(long)]
+    hdr_log: Option<PathBuf>,
+    /// Seconds a connection may wait for a reply before it is given up
+    /// (its outstanding requests then count as unanswered).
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Open loop: a request due within this many microseconds is waited
+    /// for by spinning instead of sleeping on a timer (a sleeping thread
+    /// wakes some microseconds late, and that lateness counts as latency).
+    /// 0: always sleep (better on a CPU shared with other work).
+    #[arg(long, default_value_t = 20)]
+    spin_us: u64,
+    /// Seed for the key generator (default: fixed).
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// No progress lines.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+// ---------------------------------------------------------------------------
+// small utilities
+// ---------------------------------------------------------------------------
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock timerfd uses).
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * SEC + ts.tv_nsec as u64
+}
+
+/// xorshift64* pseudo-random generator.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // splitmix64 of the seed, never zero
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Zipf sampler over ranks 1..=n with exponent s > 0: rejection-inversion
+/// (Hörmann & Derflinger 1996, as in Apache Commons RNG), O(1) per sample.
+struct Zipf {
+    n: f64,
+    s: f64,
+    h_x1: f64,
+    h_n: f64,
+    cut: f64,
+}
+
+impl Zipf {
+    fn new(n: u64, s: f64) -> Zipf {
+        let mut z = Zipf {
+            n: n as f64,
+            s,
+            h_x1: 0.0,
+            h_n: 0.0,
+            cut: 0.0,
+        };
+        z.h_x1 = z.h_integral(1.5) - 1.0;
+        z.h_n = z.h_integral(n as f64 + 0.5);
+        z.cut = 2.0 - z.h_integral_inv(z.h_integral(2.5) - z.h(2.0));
+        z
+    }
+
+    fn h(&self, x: f64) -> f64 {
+        (-self.s * x.ln()).exp()
+    }
+
+    fn h_integral(&self, x: f64) -> f64 {
+        let lx = x.ln();
+        helper2((1.0 - self.s) * lx) * lx
+    }
+
+    fn h_integral_inv(&self, x: f64) -> f64 {
+        let t = (x * (1.0 - self.s)).max(-1.0);
+        (helper1(t) * x).exp()
+    }
+
+    /// A rank in 1..=n (1 is the most frequent).
+    fn sample(&self, rng: &mut Rng) -> u64 {
+        loop {
+            let u = self.h_n + rng.unit() * (self.h_x1 - self.h_n);
+            let x = self.h_integral_inv(u);
+            let k = (x + 0.5).floor().clamp(1.0, self.n);
+            if k - x <= self.cut || u >= self.h_integral(k + 0.5) - self.h(k) {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// log1p(x)/x, stable near 0.
+fn helper1(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
+}
+
+/// expm1(x)/x, stable near 0.
+fn helper2(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x))
+    }
+}
+
+/// Parses a CPU list such as "0-3,8".
+fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("bad CPU list '{s}'");
+        if let Some((a, b)) = part.split_once('-') {
+            let a: usize = a.trim().parse().map_err(|_| bad())?;
+            let b: usize = b.trim().parse().map_err(|_| bad())?;
+            if a > b {
+                return Err(bad());
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(part.parse().map_err(|_| bad())?);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("empty CPU list '{s}'"));
+    }
+    Ok(out)
+}
+
+fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; we pass its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// 1234567 -> "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+// ---------------------------------------------------------------------------
+// workload: command templates and request encoding
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Lit(Vec<u8>),
+    Key,
+    Value,
+}
+
+/// A command template compiled to RESP pieces: literal bytes (including
+/// the `*N` and `$len` headers, which are constant because keys have a
+/// fixed width) and the places where the key and the value go.
+#[derive(Debug, Clone)]
+struct Template {
+    text: String,
+    pieces: Vec<Piece>,
+}
+
+/// Splits a template into arguments: blanks separate, "double quotes"
+/// group (with \" and \\ escapes inside).
+fn split_args(s: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut in_arg = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            in_arg = true;
+            loop {
+                match chars.next() {
+                    None => return Err(format!("unterminated quote in {s:?}")),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(e) => cur.push(e),
+                        None => return Err(format!("dangling backslash in {s:?}")),
+                    },
+                    Some(o) => cur.push(o),
+                }
+            }
+        } else if c.is_whitespace() {
+            if in_arg {
+                args.push(std::mem::take(&mut cur));
+                in_arg = false;
+            }
+        } else {
+            in_arg = true;
+            cur.push(c);
+        }
+    }
+    if in_arg {
+        args.push(cur);
+    }
+    Ok(args)
+}
+
+impl Template {
+    fn compile(text: &str, key_width: usize, value_size: usize) -> Result<Template, String> {
+        let args = split_args(text)?;
+        if args.is_empty() {
+            return Err("empty --command".into());
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        let push_lit = |pieces: &mut Vec<Piece>, b: &[u8]| {
+            if b.is_empty() {
+                return;
+            }
+            if let Some(Piece::Lit(v)) = pieces.last_mut() {
+                v.extend_from_slice(b);
+            } else {
+                pieces.push(Piece::Lit(b.to_vec()));
+            }
+        };
+        push_lit(&mut pieces, format!("*{}\r\n", args.len()).as_bytes());
+        for arg in &args {
+            // split the argument into literal / placeholder segments
+            let mut segs: Vec<Piece> = Vec::new();
+            let mut rest = arg.as_str();
+            let mut len = 0usize;
+            loop {
+                let next = ["__key__", "__rand_int__", "__value__"]
+                    .iter()
+                    .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+                    .min();
+                match next {
+                    None => {
+                        len += rest.len();
+                        segs.push(Piece::Lit(rest.as_bytes().to_vec()));
+                        break;
+                    }
+                    Some((i, p)) => {
+                        len += i;
+                        segs.push(Piece::Lit(rest.as_bytes()[..i].to_vec()));
+                        if p == "__value__" {
+                            len += value_size;
+                            segs.push(Piece::Value);
+                        } else {
+                            len += key_width;
+                            segs.push(Piece::Key);
+                        }
+                        rest = &rest[i + p.len()..];
+                    }
+                }
+            }
+            push_lit(&mut pieces, format!("${len}\r\n").as_bytes());
+            for s in segs {
+                match s {
+                    Piece::Lit(b) => push_lit(&mut pieces, &b),
+                    other => pieces.push(other),
+                }
+            }
+            push_lit(&mut pieces, b"\r\n");
+        }
+        Ok(Template {
+            text: text.to_string(),
+            pieces,
+        })
+    }
+
+    fn uses_key(&self) -> bool {
+        self.pieces.contains(&Piece::Key)
+    }
+}
+
+/// Everything the threads need to build requests.
+struct Workload {
+    templates: Vec<Template>,
+    weights: Vec<u64>,
+    /// Template index per position of the command cycle (weights expanded).
+    cycle: Vec<usize>,
+    keyspace: u64,
+    key_width: usize,
+    dist: Dist,
+    zipf: Option<Zipf>,
+    zipf_s: f64,
+    value: Vec<u8>,
+}
+
+impl Workload {
+    fn key_text(&self, key: u64, out: &mut [u8; 24]) -> usize {
+        let w = self.key_width;
+        let mut k = key;
+        for i in (0..w).rev() {
+            out[i] = b'0' + (k % 10) as u8;
+            k /= 10;
+        }
+        w
+    }
+
+    /// Appends one request (template `t`, key number `key`) to `out`.
+    fn encode(&self, t: usize, key: u64, out: &mut Vec<u8>) {
+        let mut kbuf = [0u8; 24];
+        let klen = self.key_text(key, &mut kbuf);
+        for p in &self.templates[t].pieces {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Key => out.extend_from_slice(&kbuf[..klen]),
+                Piece::Value => out.extend_from_slice(&self.value),
+            }
+        }
+    }
+}
+
+fn build_workload(cli: &Cli) -> Result<Workload, String> {
+    if cli.keyspace == 0 {
+        return Err("--keyspace must be >= 1".into());
+    }
+    let key_width = (cli.keyspace - 1).to_string().len();
+    let texts: Vec<String> = if cli.commands.is_empty() {
+        vec![
+            "SET key:__key__ __value__".to_string(),
+            "GET key:__key__".to_string(),
+        ]
+    } else {
+        cli.commands.clone()
+    };
+    let weights: Vec<u64> = match &cli.ratio {
+        Some(r) => r
+            .split(':')
+            .map(|w| {
+                w.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad --ratio {r:?} (want e.g. 1:10)"))
+            })
+            .collect::<Result<_, _>>()?,
+        None if cli.commands.is_empty() => vec![1, 10],
+        None => vec![1; texts.len()],
+    };
+    if weights.len() != texts.len() {
+        return Err(format!(
+            "--ratio has {} weights for {} commands",
+            weights.len(),
+            texts.len()
+        ));
+    }
+    let total: u64 = weights.iter().sum();
+    if total == 0 || total > 1_000_000 {
+        return Err("--ratio weights must add up to 1 ..= 1000000".into());
+    }
+    let templates = texts
+        .iter()
+        .map(|t| Template::compile(t, key_width, cli.value_size))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut cycle = Vec::new();
+    for (i, &w) in weights.iter().enumerate() {
+        cycle.extend(std::iter::repeat_n(i, w as usize));
+    }
+    if cli.distribution == Dist::Zipf && !(cli.zipf_s > 0.0 && cli.zipf_s.is_finite()) {
+        return Err("--zipf-s must be > 0".into());
+    }
+    let zipf = (cli.distribution == Dist::Zipf).then(|| Zipf::new(cli.keyspace, cli.zipf_s));
+    // printable pseudo-random value bytes, fixed for the run
+    let mut rng = Rng::new(cli.seed ^ 0xa11ce);
+    const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let value = (0..cli.value_size)
+        .map(|_| ALNUM[rng.below(ALNUM.len() as u64) as usize])
+        .collect();
+    Ok(Workload {
+        templates,
+        weights,
+        cycle,
+        keyspace: cli.keyspace,
+        key_width,
+        dist: cli.distribution,
+        zipf,
+        zipf_s: cli.zipf_s,
+        value,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// RESP reply parser (resumable, RESP2 + RESP3)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyKind {
+    Ok,
+    Nil,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    remaining: u64,
+    /// An attribute map: it decorates the next element and is not itself
+    /// an element of its parent.
+    attr: bool,
+}
+
+/// Parses a stream of replies incrementally.  Complete elements are
+/// consumed (the caller's position moves past them) even while the
+/// enclosing aggregate is still incomplete, so a huge array arriving in
+/// many reads is parsed in linear time.
+#[derive(Default)]
+struct RespParser {
+    stack: Vec<Frame>,
+    top_kind: Option<ReplyKind>,
+    top_skip: bool,
+    top_error: Option<(usize, usize)>,
+}
+
+fn parse_len(line: &[u8]) -> Option<i64> {
+    let (neg, digits) = match line.first() {
+        Some(b'-') => (true, &line[1..]),
+        _ => (false, line),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (d - b'0') as i64;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// One parsed top-level reply: its kind and, for errors, the byte range
+/// of the error text in the buffer passed to `next_reply`.
+#[derive(Debug, PartialEq, Eq)]
+struct Reply {
+    kind: ReplyKind,
+    error: Option<(usize, usize)>,
+}
+
+enum Elem {
+    /// A complete scalar; `kind` and error text range.
+    Done(ReplyKind, Option<(usize, usize)>),
+    /// An aggregate header with this many children (> 0).
+    Open(u64, bool),
+}
+
+impl RespParser {
+    /// Parses from `buf[*pos..]`; returns the next complete top-level reply
+    /// (RESP3 push messages and attributes are skipped), `Ok(None)` when
+    /// more bytes are needed, or an error for bytes that are not RESP.
+    fn next_reply(&mut self, buf: &[u8], pos: &mut usize) -> Result<Option<Reply>, String> {
+        loop {
+            let start = *pos;
+            if start >= buf.len() {
+                return Ok(None);
+            }
+            let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else {
+                if buf.len() - start > 64 * 1024 * 1024 {
+                    return Err("reply line longer than 64 MiB".into());
+                }
+                return Ok(None);
+            };
+            let line_end = start + nl; // index of '\n'
+            if nl < 2 || buf[line_end - 1] != b'\r' {
+                return Err(format!(
+                    "malformed reply line {:?}",
+                    String::from_utf8_lossy(&buf[start..(line_end + 1).min(start + 80)])
+                ));
+            }
+            let t = buf[start];
+            let line = &buf[start + 1..line_end - 1];
+            let after = line_end + 1;
+            let bad_len = || {
+                format!(
+                    "bad length in reply {:?}",
+                    String::from_utf8_lossy(&buf[start..line_end - 1])
+                )
+            };
+            let (elem, consumed) = match t {
+                b'+' | b':' | b'#' | b',' | b'(' => (Elem::Done(ReplyKind::Ok, None), after),
+                b'_' => (Elem::Done(ReplyKind::Nil, None), after),
+                b'-' => (
+                    Elem::Done(ReplyKind::Error, Some((start + 1, line_end - 1))),
+                    after,
+                ),
+                b'$' | b'!' | b'=' => {
+                    let n = parse_len(line).ok_or_else(bad_len)?;
+                    if n < 0 {
+                        (Elem::Done(ReplyKind::Nil, None), after)
+                    } else {
+                        let end = after + n as usize;
+                        if buf.len() < end + 2 {
+                            return Ok(None);
+                        }
+                        if &buf[end..end + 2] != b"\r\n" {
+                            return Err("bulk reply not terminated by CRLF".into());
+                        }
+                        if t == b'!' {
+                            (Elem::Done(ReplyKind::Error, Some((after, end))), end + 2)
+                        } else {
+                            (Elem::Done(ReplyKind::Ok, None), end + 2)
+                        }
+                    }
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let n = parse_len(line).ok_or_else(bad_len)?;
+                    let mult = if t == b'%' || t == b'|' { 2 } else { 1 };
+                    if n < 0 {
+                        (Elem::Done(ReplyKind::Nil, None), after)
+                    } else if n == 0 && t != b'|' {
+                        (Elem::Done(ReplyKind::Ok, None), after)
+                    } else if n == 0 {
+                        // empty attribute: decorates nothing, skip it
+                        *pos = after;
+                        continue;
+                    } else {
+                        (Elem::Open(n as u64 * mult, t == b'|'), after)
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unexpected reply type byte {:?} in {:?}",
+                        t as char,
+                        String::from_utf8_lossy(&buf[start..(line_end + 1).min(start + 80)])
+                    ))
+                }
+            };
+            *pos = consumed;
+            if self.stack.is_empty() {
+                // first element of a new top-level value
+                self.top_skip = t == b'>' || t == b'|';
+                self.top_kind = Some(match &elem {
+                    Elem::Done(k, _) => *k,
+                    Elem::Open(..) => ReplyKind::Ok,
+                });
+                self.top_error = match &elem {
+                    Elem::Done(_, e) => *e,
+                    Elem::Open(..) => None,
+                };
+            }
+            match elem {
+                Elem::Open(n, attr) => {
+                    self.stack.push(Frame { remaining: n, attr });
+                    continue;
+                }
+                Elem::Done(..) => {}
+            }
+            // an element completed: propagate up
+            let mut completed_attr = false;
+            while let Some(top) = self.stack.last_mut() {
+                if completed_attr {
+                    // an attribute inside an aggregate is not an element of it
+                    completed_attr = false;
+                    break;
+                }
+                top.remaining -= 1;
+                if top.remaining > 0 {
+                    break;
+                }
+                let f = self.stack.pop().expect("frame");
+                completed_attr = f.attr;
+            }
+            if self.stack.is_empty() && !completed_attr {
+                let skip = self.top_skip;
+                let kind = self.top_kind.take().unwrap_or(ReplyKind::Ok);
+                let error = self.top_error.take();
+                self.top_skip = false;
+                if !skip {
+                    return Ok(Some(Reply { kind, error }));
+                }
+            } else if self.stack.is_empty() {
+                // a top-level attribute finished; the reply follows
+                self.top_skip = false;
+                self.top_kind = None;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// worker threads
+// ---------------------------------------------------------------------------
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX, 3).expect("histogram bounds")
+}
+
+/// Counters one thread accumulates.
+#[derive(Default, Clone, Copy, Debug)]
+struct Counts {
+    sent: u64,
+    replies: u64,
+    errors: u64,
+    nils: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.replies += o.replies;
+        self.errors += o.errors;
+        self.nils += o.nils;
+    }
+}
+
+/// End-of-run facts from one thread.
+#[derive(Default, Debug)]
+struct Final {
+    unanswered: u64,
+    conn_errors: Vec<String>,
+    error_samples: Vec<String>,
+    end_ns: u64,
+    last_reply_ns: u64,
+}
+
+/// One thread's interval (one second, or the final partial one).
+struct Report {
+    thread: usize,
+    tick: u64,
+    lat: Histogram<u64>,
+    svc: Option<Histogram<u64>>,
+    counts: Counts,
+    last: Option<Final>,
+}
+
+struct Shared {
+    start_ns: AtomicU64,
+    abort: AtomicBool,
+    connected: Barrier,
+    started: Barrier,
+}
+
+struct WorkerCfg {
+    id: usize,
+    cpu: Option<usize>,
+    addr: SocketAddr,
+    conns: usize,
+    /// Global index of this thread's first connection.
+    conn_base: usize,
+    total_conns: usize,
+    pipeline: usize,
+    /// Requests per connection (u64::MAX: no limit).
+    quotas: Vec<u64>,
+    duration_ns: Option<u64>,
+    /// Open loop: ns between two requests of the whole run.
+    period_ns: Option<f64>,
+    auth: Option<String>,
+    timeout_ns: u64,
+    spin_ns: u64,
+    seed: u64,
+}
+
+struct Conn {
+    stream: TcpStream,
+    fd: i32,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    want_out: bool,
+    parser: RespParser,
+    /// (intended send time, actual send time) of each request in flight.
+    inflight: VecDeque<(u64, u64)>,
+    issued: u64,
+    quota: u64,
+    global_idx: u64,
+    cycle_pos: usize,
+    /// Last time a reply arrived, or when the first request in flight
+    /// was sent if it was idle.
+    last_rx: u64,
+    dead: bool,
+}
+
+fn sync_command(stream: &mut TcpStream, args: &[&[u8]]) -> Result<Vec<u8>, String> {
+    let mut req = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        req.extend_from_slice(a);
+        req.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&req).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut parser = RespParser::default();
+    loop {
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut pos = 0;
+        if let Some(r) = parser.next_reply(&buf, &mut pos)? {
+            if r.kind == ReplyKind::Error {
+                let (a, b) = r.error.unwrap_or((0, 0));
+                return Err(String::from_utf8_lossy(&buf[a..b]).into_owned());
+            }
+            return Ok(buf);
+        }
+        parser = RespParser::default();
+    }
+}
+
+fn connect(cfg: &WorkerCfg) -> Result<TcpStream, String> {
+    let mut s = TcpStream::connect_timeout(&cfg.addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect {}: {e}", cfg.addr))?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    if let Some(pw) = &cfg.auth {
+        sync_command(&mut s, &[b"AUTH", pw.as_bytes()]).map_err(|e| format!("AUTH: {e}"))?;
+    }
+    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+struct Worker {
+    cfg: WorkerCfg,
+    wl: Arc<Workload>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Report>,
+    conns: Vec<Conn>,
+    rng: Rng,
+    ep: i32,
+    timer: i32,
+    timer_armed: u64,
+    start: u64,
+    end: Option<u64>,
+    open: bool,
+    /// Closed loop past --duration: issue nothing more.
+    closed_stop: bool,
+    /// SIGINT or abort: issue nothing more.
+    hard_stop: bool,
+    lat: Histogram<u64>,
+    svc: Option<Histogram<u64>>,
+    counts: Counts,
+    fin: Final,
+}
+
+fn epoll_mod(ep: i32, op: i32, fd: i32, events: u32, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: valid epoll fd and event struct.
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn run_worker(cfg: WorkerCfg, wl: Arc<Workload>, shared: Arc<Shared>, tx: mpsc::Sender<Report>) {
+    let mut fin = Final::default();
+    if let Some(cpu) = cfg.cpu {
+        if let Err(e) = pin_to(cpu) {
+            fin.conn_errors
+                .push(format!("thread {}: pin to CPU {cpu}: {e}", cfg.id));
+            shared.abort.store(true, Ordering::SeqCst);
+        }
+    }
+    let mut conns = Vec::with_capacity(cfg.conns);
+    if !shared.abort.load(Ordering::SeqCst) {
+        for j in 0..cfg.conns {
+            match connect(&cfg) {
+                Ok(stream) => {
+                    let fd = stream.as_raw_fd();
+                    let global_idx = (cfg.conn_base + j) as u64;
+                    conns.push(Conn {
+                        stream,
+                        fd,
+                        rbuf: vec![0; 64 * 1024],
+                        rstart: 0,
+                        rend: 0,
+                        wbuf: Vec::with_capacity(16 * 1024),
+                        wpos: 0,
+                        want_out: false,
+                        parser: RespParser::default(),
+                        inflight: VecDeque::with_capacity(cfg.pipeline.min(1 << 16)),
+                        issued: 0,
+                        quota: cfg.quotas[j],
+                        global_idx,
+                        cycle_pos: global_idx as usize % wl.cycle.len(),
+                        last_rx: 0,
+                        dead: false,
+                    });
+                }
+                Err(e) => {
+                    fin.conn_errors.push(e);
+                    shared.abort.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    }
+    shared.connected.wait();
+    shared.started.wait();
+    let start = shared.start_ns.load(Ordering::SeqCst);
+    let open = cfg.period_ns.is_some();
+    let mut w = Worker {
+        end: cfg.duration_ns.map(|d| start + d),
+        rng: Rng::new(cfg.seed ^ (cfg.id as u64).wrapping_mul(0x9e37_79b9)),
+        svc: open.then(new_hist),
+        cfg,
+        wl,
+        shared,
+        tx,
+        conns,
+        ep: -1,
+        timer: -1,
+        timer_armed: 0,
+        start,
+        open,
+        closed_stop: false,
+        hard_stop: false,
+        lat: new_hist(),
+        counts: Counts::default(),
+        fin,
+    };
+    if !w.shared.abort.load(Ordering::SeqCst) {
+        if let Err(e) = w.event_loop() {
+            w.fin.conn_errors.push(format!("thread {}: {e}", w.cfg.id));
+            for c in &mut w.conns {
+                w.fin.unanswered += c.inflight.len() as u64;
+                c.inflight.clear();
+            }
+        }
+    }
+    let now = now_ns();
+    w.fin.end_ns = now;
+    let tick = now.saturating_sub(w.start) / SEC;
+    let fin = std::mem::take(&mut w.fin);
+    w.send_report(tick, Some(fin));
+    // SAFETY: closing fds we created (conn sockets close on drop).
+    unsafe {
+        if w.ep >= 0 {
+            libc::close(w.ep);
+        }
+        if w.timer >= 0 {
+            libc::close(w.timer);
+        }
+    }
+}
+
+impl Worker {
+    fn send_report(&mut self, tick: u64, last: Option<Final>) {
+        let lat = std::mem::replace(&mut self.lat, new_hist());
+        let svc = self.svc.as_mut().map(|h| std::mem::replace(h, new_hist()));
+        let counts = std::mem::take(&mut self.counts);
+        let _ = self.tx.send(Report {
+            thread: self.cfg.id,
+            tick,
+            lat,
+            svc,
+            counts,
+            last,
+        });
+    }
+
+    fn event_loop(&mut self) -> io::Result<()> {
+        // SAFETY: plain syscalls on fds we own.
+        self.ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if self.ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for (i, c) in self.conns.iter().enumerate() {
+            epoll_mod(
+                self.ep,
+                libc::EPOLL_CTL_ADD,
+                c.fd,
+                libc::EPOLLIN as u32,
+                i as u64,
+            )?;
+        }
+        if self.open {
+            // SAFETY: plain syscalls.
+            unsafe {
+                // wake on time, not up to 50 us late
+                let one_ns: libc::c_ulong = 1;
+                libc::prctl(libc::PR_SET_TIMERSLACK, one_ns);
+                self.timer = libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                );
+            }
+            if self.timer < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            epoll_mod(
+                self.ep,
+                libc::EPOLL_CTL_ADD,
+                self.timer,
+                libc::EPOLLIN as u32,
+                TIMER_TOKEN,
+            )?;
+        }
+        let mut next_tick = self.start + SEC;
+        let mut tick = 0u64;
+        if !self.open {
+            for i in 0..self.conns.len() {
+                self.refill(i, self.start);
+            }
+        }
+        let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        loop {
+            let now = now_ns();
+            if now >= next_tick {
+                while now >= next_tick {
+                    self.send_report(tick, None);
+                    tick += 1;
+                    next_tick += SEC;
+                }
+                self.check_stalls(now);
+            }
+            if !self.hard_stop
+                && (STOP.load(Ordering::Relaxed) || self.shared.abort.load(Ordering::Relaxed))
+            {
+                self.hard_stop = true;
+            }
+            if !self.open && !self.closed_stop && self.end.is_some_and(|e| now >= e) {
+                self.closed_stop = true;
+            }
+            let mut next_due = u64::MAX;
+            if self.open {
+                for i in 0..self.conns.len() {
+                    next_due = next_due.min(self.issue_due(i, now));
+                }
+            }
+            if self.all_done() {
+                return Ok(());
+            }
+            let mut wake = next_tick;
+            if !self.open && !self.closed_stop {
+                if let Some(e) = self.end {
+                    wake = wake.min(e);
+                }
+            }
+            let spin = self.cfg.spin_ns;
+            let timeout_ms: i32 = if next_due != u64::MAX && next_due <= now + spin {
+                0
+            } else {
+                if next_due < wake {
+                    let at = next_due - spin;
+                    if at != self.timer_armed {
+                        self.arm_timer(at)?;
+                    }
+                    wake = at;
+                }
+                let left = wake.saturating_sub(now);
+                left.div_ceil(1_000_000).min(1000) as i32
+            };
+            // SAFETY: events buffer is valid for its length.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.ep,
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout_ms,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in &events[..n as usize] {
+                let token = ev.u64;
+                let flags = ev.events;
+                if token == TIMER_TOKEN {
+                    let mut b = [0u8; 8];
+                    // SAFETY: reading the timerfd expiration count.
+                    unsafe { libc::read(self.timer, b.as_mut_ptr().cast(), 8) };
+                    self.timer_armed = 0;
+                    continue;
+                }
+                let i = token as usize;
+                if flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+                    self.on_readable(i);
+                }
+                if flags & libc::EPOLLOUT as u32 != 0 && !self.conns[i].dead {
+                    self.flush(i);
+                }
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, at: u64) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (at / SEC) as libc::time_t,
+                tv_nsec: (at % SEC) as libc::c_long,
+            },
+        };
+        // SAFETY: valid timerfd and itimerspec.
+        let r = unsafe {
+            libc::timerfd_settime(
+                self.timer,
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.timer_armed = at;
+        Ok(())
+    }
+
+    /// No connection will issue or receive anything more.
+    fn all_done(&self) -> bool {
+        self.conns
+            .iter()
+            .all(|c| c.dead || (c.inflight.is_empty() && self.exhausted(c)))
+    }
+
+    /// This connection will issue no more requests.
+    fn exhausted(&self, c: &Conn) -> bool {
+        if self.hard_stop || c.dead || c.issued >= c.quota {
+            return true;
+        }
+        if self.open {
+            self.end.is_some_and(|e| self.intended(c) >= e)
+        } else {
+            self.closed_stop
+        }
+    }
+
+    /// Open loop: the intended send time of connection `c`'s next request.
+    fn intended(&self, c: &Conn) -> u64 {
+        let period = self.cfg.period_ns.unwrap_or(0.0);
+        let k = c.issued as f64 * self.cfg.total_conns as f64 + c.global_idx as f64;
+        self.start + (k * period) as u64
+    }
+
+    fn next_key(&mut self, c_idx: usize) -> u64 {
+        let wl = &self.wl;
+        match wl.dist {
+            Dist::Uniform => self.rng.below(wl.keyspace),
+            Dist::Zipf => wl.zipf.as_ref().expect("zipf").sample(&mut self.rng) - 1,
+            Dist::Sequential => {
+                let c = &self.conns[c_idx];
+                (c.global_idx + c.issued * self.cfg.total_conns as u64) % wl.keyspace
+            }
+        }
+    }
+
+    /// Appends the connection's next request to its write buffer.
+    fn issue(&mut self, i: usize, intended: u64, now: u64) {
+        let key = self.next_key(i);
+        let wl: &Workload = &self.wl;
+        let c = &mut self.conns[i];
+        let t = wl.cycle[c.cycle_pos];
+        c.cycle_pos += 1;
+        if c.cycle_pos == wl.cycle.len() {
+            c.cycle_pos = 0;
+        }
+        wl.encode(t, key, &mut c.wbuf);
+        if c.inflight.is_empty() {
+            c.last_rx = now;
+        }
+        c.inflight.push_back((intended, now));
+        c.issued += 1;
+        self.counts.sent += 1;
+    }
+
+    /// Closed loop: top the connection up to `--pipeline` requests in flight.
+    fn refill(&mut self, i: usize, now: u64) {
+        let mut added = false;
+        while !self.conns[i].dead
+            && self.conns[i].inflight.len() < self.cfg.pipeline
+            && !self.exhausted(&self.conns[i])
+        {
+            self.issue(i, now, now);
+            added = true;
+        }
+        if added {
+            self.flush(i);
+        }
+    }
+
+    /// Open loop: issues every request of connection `i` that is due (as
+    /// far as the in-flight cap allows); returns when the next one is due
+    /// (u64::MAX: none pending, or blocked by the cap until a reply).
+    fn issue_due(&mut self, i: usize, now: u64) -> u64 {
+        let mut added = false;
+        let next = loop {
+            let c = &self.conns[i];
+            if self.exhausted(c) {
+                break u64::MAX;
+            }
+            let due = self.intended(c);
+            if due > now {
+                break due;
+            }
+            if c.inflight.len() >= self.cfg.pipeline {
+                break u64::MAX;
+            }
+            self.issue(i, due, now);
+            added = true;
+        };
+        if added {
+            self.flush(i);
+        }
+        next
+    }
+
+    fn flush(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        while c.wpos < c.wbuf.len() {
+            match (&c.stream).write(&c.wbuf[c.wpos..]) {
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !c.want_out {
+                        c.want_out = true;
+                        let _ = epoll_mod(
+                            self.ep,
+                            libc::EPOLL_CTL_MOD,
+                            c.fd,
+                            (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+                            i as u64,
+                        );
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.kill(i, format!("write: {e}"));
+                    return;
+                }
+            }
+        }
+        c.wbuf.clear();
+        c.wpos = 0;
+        if c.want_out {
+            c.want_out = false;
+            let _ = epoll_mod(
+                self.ep,
+                libc::EPOLL_CTL_MOD,
+                c.fd,
+                libc::EPOLLIN as u32,
+                i as u64,
+            );
+        }
+    }
+
+    /// Gives up on connection `i`: its requests in flight are unanswered.
+    fn kill(&mut self, i: usize, why: String) {
+        let c = &mut self.conns[i];
+        if c.dead {
+            return;
+        }
+        c.dead = true;
+        self.fin.unanswered += c.inflight.len() as u64;
+        c.inflight.clear();
+        let _ = epoll_mod(self.ep, libc::EPOLL_CTL_DEL, c.fd, 0, 0);
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        self.fin.conn_errors.push(format!(
+            "thread {} connection {}: {why}",
+            self.cfg.id, c.global_idx
+        ));
+    }
+
+    fn check_stalls(&mut self, now: u64) {
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            if !c.dead
+                && !c.inflight.is_empty()
+                && now.saturating_sub(c.last_rx) > self.cfg.timeout_ns
+            {
+                let why = format!(
+                    "no reply for {:.1} s with {} request(s) in flight",
+                    (now - c.last_rx) as f64 / 1e9,
+                    c.inflight.len()
+                );
+                self.kill(i, why);
+            }
+        }
+    }
+
+    fn on_readable(&mut self, i: usize) {
+        loop {
+            let c = &mut self.conns[i];
+            if c.dead {
+                return;
+            }
+            if c.rend == c.rbuf.len() {
+                if c.rstart > 0 {
+                    c.rbuf.copy_within(c.rstart..c.rend, 0);
+                    c.rend -= c.rstart;
+                    c.rstart = 0;
+                } else {
+                    let n = c.rbuf.len() * 2;
+                    c.rbuf.resize(n, 0);
+                }
+            }
+            let room = c.rbuf.len() - c.rend;
+            match (&c.stream).read(&mut c.rbuf[c.rend..]) {
+                Ok(0) => {
+                    let inflight = c.inflight.len();
+                    let why = if inflight == 0 {
+                        "server closed the connection".to_string()
+                    } else {
+                        format!("server closed the connection with {inflight} request(s) in flight")
+                    };
+                    if inflight > 0 || !self.exhausted(&self.conns[i]) {
+                        self.kill(i, why);
+                    } else {
+                        let c = &mut self.conns[i];
+                        c.dead = true;
+                        let _ = epoll_mod(self.ep, libc::EPOLL_CTL_DEL, c.fd, 0, 0);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    c.rend += n;
+                    if let Err(e) = self.process_replies(i) {
+                        self.kill(i, e);
+                        return;
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.kill(i, format!("read: {e}"));
+                    return;
+                }
+            }
+        }
+        if !self.open {
+            let now = now_ns();
+            self.refill(i, now);
+        }
+    }
+
+    fn process_replies(&mut self, i: usize) -> Result<(), String> {
+        let now = now_ns();
+        let c = &mut self.conns[i];
+        let mut got = false;
+        loop {
+            let mut pos = c.rstart;
+            let r = c.parser.next_reply(&c.rbuf[..c.rend], &mut pos);
+            c.rstart = pos;
+            let Some(reply) = r? else { break };
+            let Some((intended, sent)) = c.inflight.pop_front() else {
+                return Err("reply without a request (protocol out of sync)".into());
+            };
+            got = true;
+            self.lat
+                .saturating_record(now.saturating_sub(intended).max(1));
+            if let Some(h) = self.svc.as_mut() {
+                h.saturating_record(now.saturating_sub(sent).max(1));
+            }
+            self.counts.replies += 1;
+            match reply.kind {
+                ReplyKind::Ok => {}
+                ReplyKind::Nil => self.counts.nils += 1,
+                ReplyKind::Error => {
+                    self.counts.errors += 1;
+                    if self.fin.error_samples.len() < ERROR_SAMPLES {
+                        let (a, b) = reply.error.unwrap_or((0, 0));
+                        let text: String = String::from_utf8_lossy(&c.rbuf[a..b])
+                            .chars()
+                            .take(200)
+                            .collect();
+                        if !self.fin.error_samples.contains(&text) {
+                            self.fin.error_samples.push(text);
+                        }
+                    }
+                }
+            }
+        }
+        if c.rstart == c.rend {
+            c.rstart = 0;
+            c.rend = 0;
+        }
+        if got {
+            c.last_rx = now;
+            self.fin.last_reply_ns = now;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// aggregation, output
+// ---------------------------------------------------------------------------
+
+const PCTS: [(f64, &str); 6] = [
+    (50.0, "p50"),
+    (90.0, "p90"),
+    (99.0, "p99"),
+    (99.9, "p99.9"),
+    (99.99, "p99.99"),
+    (100.0, "max"),
+];
+
+/// The value at percentile `p` (0..=100) of `h`.
+fn pct(h: &Histogram<u64>, p: f64) -> u64 {
+    if p >= 100.0 {
+        h.max()
+    } else {
+        h.value_at_quantile(p / 100.0)
+    }
+}
+
+/// One second of the whole run (all threads).
+struct Interval {
+    start_ns: u64,
+    len_ns: u64,
+    lat: Histogram<u64>,
+    svc: Option<Histogram<u64>>,
+    counts: Counts,
+}
+
+/// Opens an HdrHistogram interval log and writes the header the Java
+/// `HistogramLogWriter` writes (comment, format version, StartTime,
+/// BaseTime, legend).
+fn hdr_log_file(
+    path: &PathBuf,
+    start_wall: SystemTime,
+    comment: &str,
+) -> io::Result<io::BufWriter<std::fs::File>> {
+    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+    let secs = start_wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    writeln!(file, "#{comment}")?;
+    writeln!(
+        file,
+        "#Values are latencies in nanoseconds (Interval_Max in ms); untagged: latency, \
+         Tag=service: service time (open loop)"
+    )?;
+    writeln!(file, "#[Histogram log format version 1.3]")?;
+    writeln!(file, "#[StartTime: {secs:.3} (seconds since epoch)]")?;
+    writeln!(file, "#[BaseTime: {secs:.3} (seconds since epoch)]")?;
+    writeln!(
+        file,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    )?;
+    Ok(file)
+}
+
+type HdrWriter<'a, 'b> =
+    IntervalLogWriter<'a, 'b, io::BufWriter<std::fs::File>, V2DeflateSerializer>;
+
+fn write_interval(w: &mut HdrWriter, iv: &Interval) -> Result<(), String> {
+    let start = Duration::from_nanos(iv.start_ns);
+    let len = Duration::from_nanos(iv.len_ns);
+    w.write_histogram(&iv.lat, start, len, None)
+        .map_err(|e| e.to_string())?;
+    if let Some(svc) = &iv.svc {
+        w.write_histogram(svc, start, len, Tag::new("service"))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn progress_line(iv: &Interval, total: &Counts, rate: Option<f64>) -> String {
+    let secs = (iv.start_ns + iv.len_ns) as f64 / 1e9;
+    let rps = if iv.len_ns > 0 {
+        iv.counts.replies as f64 * 1e9 / iv.len_ns as f64
+    } else {
+        0.0
+    };
+    let mut s = format!("[{secs:6.1}s] {:>11} req/s", group(rps.round() as u64));
+    if let Some(r) = rate {
+        let _ = write!(s, " (target {})", group(r.round() as u64));
+    }
+    if !iv.lat.is_empty() {
+        let h = &iv.lat;
+        let _ = write!(
+            s,
+            " | p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms",
+            ms(pct(h, 50.0)),
+            ms(pct(h, 99.0)),
+            ms(pct(h, 99.9)),
+            ms(h.max())
+        );
+    }
+    let _ = write!(
+        s,
+        " | sent {} replies {} errors {}",
+        group(total.sent),
+        group(total.replies),
+        group(total.errors)
+    );
+    s
+}
+
+/// A tiny JSON writer (objects and arrays built as strings).
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+fn json_hist(h: &Histogram<u64>) -> String {
+    let mut s = String::from("{");
+    let _ = write!(s, "\"count\": {}", h.len());
+    if !h.is_empty() {
+        let _ = write!(
+            s,
+            ", \"min_us\": {}, \"mean_us\": {}, \"stdev_us\": {}",
+            json_f(us(h.min())),
+            json_f(h.mean() / 1e3),
+            json_f(h.stdev() / 1e3)
+        );
+        for (p, name) in PCTS {
+            let v = pct(h, p);
+            let key = if name == "max" {
+                "max_us".to_string()
+            } else {
+                format!("{}_us", name.replace('.', "_"))
+            };
+            let _ = write!(s, ", \"{key}\": {}", json_f(us(v)));
+        }
+        s.push_str(", \"percentiles\": [");
+        let mut first = true;
+        for it in h.iter_quantiles(4) {
+            if !first {
+                s.push_str(", ");
+            }
+            first = false;
+            let _ = write!(
+                s,
+                "[{:.6}, {}]",
+                it.quantile_iterated_to() * 100.0,
+                json_f(us(it.value_iterated_to()))
+            );
+        }
+        s.push(']');
+    }
+    s.push('}');
+    s
+}
+
+struct RunInfo<'a> {
+    cli: &'a Cli,
+    wl: &'a Workload,
+    addr: SocketAddr,
+    requests_target: Option<u64>,
+    elapsed_ns: u64,
+    total: Counts,
+    unanswered: u64,
+    lat: &'a Histogram<u64>,
+    svc: Option<&'a Histogram<u64>>,
+    conn_errors: &'a [String],
+    error_samples: &'a [String],
+    intervals: &'a [(u64, u64, Counts, u64, u64, u64)],
+    start_wall: SystemTime,
+    cpus: &'a Option<Vec<usize>>,
+}
+
+fn json_report(r: &RunInfo) -> String {
+    let cli = r.cli;
+    let mut s = String::from("{\n");
+    let _ = writeln!(s, "  \"tool\": \"ringkv-bench\",");
+    let _ = writeln!(s, "  \"version\": {},", json_str(env!("CARGO_PKG_VERSION")));
+    let _ = writeln!(
+        s,
+        "  \"start_unix_s\": {},",
+        json_f(
+            r.start_wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        )
+    );
+    let cmds: Vec<String> =
+        r.wl.templates
+            .iter()
+            .zip(&r.wl.weights)
+            .map(|(t, w)| format!("{{\"template\": {}, \"weight\": {w}}}", json_str(&t.text)))
+            .collect();
+    let _ =
+        writeln!(
+        s,
+        "  \"config\": {{\"host\": {}, \"addr\": {}, \"port\": {}, \"mode\": {}, \"threads\": {}, \
+         \"cpus\": {}, \"connections_per_thread\": {}, \"connections\": {}, \"pipeline\": {}, \
+         \"requests\": {}, \"duration_s\": {}, \"rate\": {}, \"keyspace\": {}, \
+         \"distribution\": {}, \"zipf_s\": {}, \"value_size\": {}, \"commands\": [{}]}},",
+        json_str(&cli.host),
+        json_str(&r.addr.to_string()),
+        cli.port,
+        json_str(if cli.rate.is_some() { "open" } else { "closed" }),
+        cli.threads,
+        match r.cpus {
+            Some(c) => format!(
+                "[{}]",
+                c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            None => "null".into(),
+        },
+        cli.connections,
+        cli.threads * cli.connections,
+        cli.pipeline,
+        r.requests_target
+            .map_or("null".to_string(), |n| n.to_string()),
+        cli.duration.map_or("null".to_string(), json_f),
+        cli.rate.map_or("null".to_string(), json_f),
+        r.wl.keyspace,
+        json_str(match r.wl.dist {
+            Dist::Uniform => "uniform",
+            Dist::Zipf => "zipf",
+            Dist::Sequential => "sequential",
+        }),
+        if r.wl.dist == Dist::Zipf {
+            json_f(r.wl.zipf_s)
+        } else {
+            "null".into()
+        },
+        cli.value_size,
+        cmds.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  \"requests\": {{\"target\": {}, \"sent\": {}, \"replies\": {}, \"errors\": {}, \
+         \"nil\": {}, \"unanswered\": {}}},",
+        r.requests_target
+            .map_or("null".to_string(), |n| n.to_string()),
+        r.total.sent,
+        r.total.replies,
+        r.total.errors,
+        r.total.nils,
+        r.unanswered
+    );
+    let secs = r.elapsed_ns as f64 / 1e9;
+    let _ = writeln!(s, "  \"elapsed_s\": {},", json_f(secs));
+    let _ = writeln!(
+        s,
+        "  \"throughput_rps\": {},",
+        json_f(if secs > 0.0 {
+            r.total.replies as f64 / secs
+        } else {
+            0.0
+        })
+    );
+    let _ = writeln!(
+        s,
+        "  \"latency_basis\": {},",
+        json_str(if cli.rate.is_some() {
+            "intended send time (open loop, corrected for coordinated omission)"
+        } else {
+            "actual send time (closed loop)"
+        })
+    );
+    let _ = writeln!(s, "  \"latency\": {},", json_hist(r.lat));
+    let _ = writeln!(
+        s,
+        "  \"service_time\": {},",
+        r.svc.map_or("null".to_string(), json_hist)
+    );
+    let ivs: Vec<String> = r
+        .intervals
+        .iter()
+        .map(|(start, len, c, p50, p99, max)| {
+            format!(
+                "{{\"t_s\": {}, \"len_s\": {}, \"replies\": {}, \"errors\": {}, \"rps\": {}, \
+                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+                json_f(*start as f64 / 1e9),
+                json_f(*len as f64 / 1e9),
+                c.replies,
+                c.errors,
+                json_f(if *len > 0 {
+                    c.replies as f64 * 1e9 / *len as f64
+                } else {
+                    0.0
+                }),
+                json_f(us(*p50)),
+                json_f(us(*p99)),
+                json_f(us(*max))
+            )
+        })
+        .collect();
+    let _ = writeln!(s, "  \"intervals\": [{}],", ivs.join(",\n    "));
+    let strs = |v: &[String]| v.iter().map(|e| json_str(e)).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(s, "  \"error_samples\": [{}],", strs(r.error_samples));
+    let _ = writeln!(s, "  \"connection_errors\": [{}]", strs(r.conn_errors));
+    s.push_str("}\n");
+    s
+}
+
+fn summary(r: &RunInfo) -> String {
+    let cli = r.cli;
+    let mut s = String::new();
+    let secs = r.elapsed_ns as f64 / 1e9;
+    let rps = if secs > 0.0 {
+        r.total.replies as f64 / secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(s, "== ringkv-bench summary ==");
+    let _ = writeln!(
+        s,
+        "requests:   {} sent, {} replies, {} errors, {} unanswered ({} nil replies)",
+        group(r.total.sent),
+        group(r.total.replies),
+        group(r.total.errors),
+        group(r.unanswered),
+        group(r.total.nils)
+    );
+    let _ = writeln!(s, "elapsed:    {secs:.3} s");
+    match cli.rate {
+        Some(rate) => {
+            let _ = writeln!(
+                s,
+                "throughput: {} req/s (target rate {} req/s)",
+                group(rps.round() as u64),
+                group(rate.round() as u64)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "throughput: {} req/s", group(rps.round() as u64));
+        }
+    }
+    let mut header = format!("{:<30}", "latency (ms)");
+    for (_, name) in PCTS {
+        let _ = write!(header, "{name:>10}");
+    }
+    let _ = write!(header, "{:>10}", "mean");
+    let _ = writeln!(s, "{header}");
+    let row = |label: &str, h: &Histogram<u64>| {
+        let mut line = format!("{label:<30}");
+        for (p, _) in PCTS {
+            let v = pct(h, p);
+            let _ = write!(line, "{:>10.3}", ms(v));
+        }
+        let _ = write!(line, "{:>10.3}", h.mean() / 1e6);
+        line
+    };
+    if !r.lat.is_empty() {
+        let label = if cli.rate.is_some() {
+            "  from intended send time"
+        } else {
+            "  from send"
+        };
+        let _ = writeln!(s, "{}", row(label, r.lat));
+        if let Some(svc) = r.svc {
+            let _ = writeln!(s, "{}", row("  service (from actual send)", svc));
+        }
+    } else {
+        let _ = writeln!(s, "  (no replies)");
+    }
+    if !r.error_samples.is_empty() {
+        let _ = writeln!(s, "error replies (samples):");
+        for e in r.error_samples {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    if !r.conn_errors.is_empty() {
+        let _ = writeln!(s, "connection errors:");
+        for e in r.conn_errors.iter().take(20) {
+            let _ = writeln!(s, "  {e}");
+        }
+        if r.conn_errors.len() > 20 {
+            let _ = writeln!(s, "  ... and {} more", r.conn_errors.len() - 20);
+        }
+    }
+    s
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn main() {
+    let cli = Cli::parse();
+    std::process::exit(match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringkv-bench: {e}");
+            2
+        }
+    });
+}
+
+fn run(cli: Cli) -> Result<i32, String> {
+    if cli.threads == 0 || cli.connections == 0 || cli.pipeline == 0 {
+        return Err("--threads, --connections and --pipeline must be >= 1".into());
+    }
+    if let Some(r) = cli.rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err("--rate must be > 0".into());
+        }
+    }
+    if let Some(d) = cli.duration {
+        if !(d > 0.0 && d.is_finite()) {
+            return Err("--duration must be > 0".into());
+        }
+    }
+    if cli.requests == Some(0) {
+        return Err("--requests must be >= 1".into());
+    }
+    if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
+        return Err("--timeout must be > 0".into());
+    }
+    let wl = Arc::new(build_workload(&cli)?);
+    let cpus = cli.cpus.as_deref().map(parse_cpu_list).transpose()?;
+    let addr = (cli.host.as_str(), cli.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolve {}: {e}", cli.host))?
+        .next()
+        .ok_or_else(|| format!("resolve {}: no address", cli.host))?;
+
+    let total_conns = cli.threads * cli.connections;
+    // How the run ends: an exact request count, or a duration.
+    let (requests_target, duration_ns) = match (cli.requests, cli.duration) {
+        (Some(n), _) => (Some(n), None),
+        (None, Some(d)) => (None, Some((d * 1e9) as u64)),
+        (None, None) if cli.rate.is_some() => (None, Some(10 * SEC)),
+        (None, None) => (Some(100_000), None),
+    };
+    let quota_of = |g: usize| -> u64 {
+        match requests_target {
+            Some(n) => n / total_conns as u64 + u64::from((g as u64) < n % total_conns as u64),
+            None => u64::MAX,
+        }
+    };
+
+    if !cli.quiet {
+        let mode = match cli.rate {
+            Some(r) => format!("open loop at {} req/s", group(r.round() as u64)),
+            None => "closed loop".into(),
+        };
+        let end = match (requests_target, duration_ns) {
+            (Some(n), _) => format!("{} requests", group(n)),
+            (None, Some(d)) => format!("{:.1} s", d as f64 / 1e9),
+            _ => String::new(),
+        };
+        let cmds: Vec<String> = wl
+            .templates
+            .iter()
+            .zip(&wl.weights)
+            .map(|(t, w)| format!("{} (x{w})", t.text))
+            .collect();
+        eprintln!(
+            "ringkv-bench -> {addr}: {mode}, {end}, {} thread(s) x {} connection(s), pipeline {}{}",
+            cli.threads,
+            cli.connections,
+            cli.pipeline,
+            cpus.as_ref()
+                .map_or(String::new(), |c| format!(", cpus {c:?}"))
+        );
+        let keyed = wl.templates.iter().any(Template::uses_key);
+        eprintln!(
+            "  commands: {}{}; value {} B",
+            cmds.join(", "),
+            if keyed {
+                format!(
+                    "; keyspace {} ({})",
+                    group(wl.keyspace),
+                    match wl.dist {
+                        Dist::Uniform => "uniform".to_string(),
+                        Dist::Zipf => format!("zipf s={}", wl.zipf_s),
+                        Dist::Sequential => "sequential".to_string(),
+                    }
+                )
+            } else {
+                String::new()
+            },
+            cli.value_size
+        );
+    }
+
+    // SAFETY: installing an async-signal-safe handler (one atomic store).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let shared = Arc::new(Shared {
+        start_ns: AtomicU64::new(0),
+        abort: AtomicBool::new(false),
+        connected: Barrier::new(cli.threads + 1),
+        started: Barrier::new(cli.threads + 1),
+    });
+    let (tx, rx) = mpsc::channel::<Report>();
+    let period_ns = cli.rate.map(|r| 1e9 / r);
+    let mut handles = Vec::new();
+    for t in 0..cli.threads {
+        let base = t * cli.connections;
+        let cfg = WorkerCfg {
+            id: t,
+            cpu: cpus.as_ref().map(|c| c[t % c.len()]),
+            addr,
+            conns: cli.connections,
+            conn_base: base,
+            total_conns,
+            pipeline: cli.pipeline,
+            quotas: (0..cli.connections).map(|j| quota_of(base + j)).collect(),
+            duration_ns,
+            period_ns,
+            auth: cli.auth.clone(),
+            timeout_ns: (cli.timeout * 1e9) as u64,
+            spin_ns: cli.spin_us.saturating_mul(1000),
+            seed: cli.seed,
+        };
+        let (wl, shared, tx) = (Arc::clone(&wl), Arc::clone(&shared), tx.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || run_worker(cfg, wl, shared, tx))
+                .map_err(|e| format!("spawn thread: {e}"))?,
+        );
+    }
+    drop(tx);
+    shared.connected.wait();
+    let start_wall = SystemTime::now();
+    let start = now_ns();
+    shared.start_ns.store(start, Ordering::SeqCst);
+    let aborted = shared.abort.load(Ordering::SeqCst);
+    shared.started.wait();
+
+    let mut hdr_file = None;
+    let mut hdr_open_error = None;
+    if let (Some(path), false) = (&cli.hdr_log, aborted) {
+        let comment = format!(
+            "ringkv-bench {} -> {addr}, args: {}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        );
+        match hdr_log_file(path, start_wall, &comment) {
+            Ok(f) => hdr_file = Some(f),
+            Err(e) => hdr_open_error = Some(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hdr = match hdr_file.as_mut() {
+        Some(f) => Some(
+            IntervalLogWriterBuilder::new()
+                .with_max_value_divisor(1e6)
+                .begin_log_with(f, &mut serializer)
+                .map_err(|e| format!("--hdr-log: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut hdr_error = hdr_open_error;
+
+    // ---- collect the threads' interval reports ----
+    let nthreads = cli.threads;
+    let mut last_tick: Vec<Option<u64>> = vec![None; nthreads];
+    let mut finished = vec![false; nthreads];
+    let mut pending: std::collections::BTreeMap<u64, Interval> = Default::default();
+    let mut total_lat = new_hist();
+    let mut total_svc = cli.rate.map(|_| new_hist());
+    let mut total = Counts::default();
+    let mut unanswered = 0u64;
+    let mut conn_errors = Vec::new();
+    let mut error_samples: Vec<String> = Vec::new();
+    let mut end_ns = start;
+    let mut intervals = Vec::new();
+    let mut unanswered_unknown = false;
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(250));
+        match msg {
+            Ok(rep) => {
+                let iv = pending.entry(rep.tick).or_insert_with(|| Interval {
+                    start_ns: rep.tick * SEC,
+                    len_ns: SEC,
+                    lat: new_hist(),
+                    svc: cli.rate.map(|_| new_hist()),
+                    counts: Counts::default(),
+                });
+                let _ = iv.lat.add(&rep.lat);
+                if let (Some(a), Some(b)) = (iv.svc.as_mut(), rep.svc.as_ref()) {
+                    let _ = a.add(b);
+                }
+                iv.counts.add(&rep.counts);
+                last_tick[rep.thread] = Some(rep.tick);
+                if let Some(f) = rep.last {
+                    finished[rep.thread] = true;
+                    unanswered += f.unanswered;
+                    conn_errors.extend(f.conn_errors);
+                    for e in f.error_samples {
+                        if error_samples.len() < ERROR_SAMPLES && !error_samples.contains(&e) {
+                            error_samples.push(e);
+                        }
+                    }
+                    end_ns = end_ns.max(f.last_reply_ns);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // every sender is gone: a thread that did not report died
+                if finished.iter().any(|&f| !f) {
+                    conn_errors.push("a worker thread exited without reporting".to_string());
+                    unanswered_unknown = true;
+                    finished.iter_mut().for_each(|f| *f = true);
+                }
+            }
+        }
+        let all_done = finished.iter().all(|&f| f);
+        // Ticks every running thread has reported are complete.
+        let complete_through = if all_done {
+            pending.keys().next_back().copied()
+        } else {
+            (0..nthreads)
+                .filter(|&t| !finished[t])
+                .map(|t| last_tick[t])
+                .min()
+                .flatten()
+        };
+        if let Some(through) = complete_through {
+            let ticks: Vec<u64> = pending.range(..=through).map(|(k, _)| *k).collect();
+            for k in ticks {
+                let mut iv = pending.remove(&k).expect("tick");
+                let last = all_done && pending.is_empty();
+                if last {
+                    // the last interval ends with the last reply
+                    let rel_end = end_ns.saturating_sub(start);
+                    iv.len_ns = rel_end.saturating_sub(iv.start_ns).clamp(1, SEC);
+                }
+                total.add(&iv.counts);
+                let _ = total_lat.add(&iv.lat);
+                if let (Some(a), Some(b)) = (total_svc.as_mut(), iv.svc.as_ref()) {
+                    let _ = a.add(b);
+                }
+                // (a last sliver of a second, the drain, is only in the summary)
+                let drain_sliver = last && k > 0 && iv.len_ns < SEC / 10;
+                if !cli.quiet && !drain_sliver {
+                    eprintln!("{}", progress_line(&iv, &total, cli.rate));
+                }
+                if let Some(h) = hdr.as_mut() {
+                    if let Err(e) = write_interval(h, &iv) {
+                        hdr_error.get_or_insert(e);
+                    }
+                }
+                intervals.push((
+                    iv.start_ns,
+                    iv.len_ns,
+                    iv.counts,
+                    pct(&iv.lat, 50.0),
+                    pct(&iv.lat, 99.0),
+                    iv.lat.max(),
+                ));
+            }
+        }
+        if all_done && pending.is_empty() {
+            break;
+        }
+    }
+    if unanswered_unknown {
+        unanswered += total.sent.saturating_sub(total.replies + unanswered);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(hdr);
+    if let Some(mut f) = hdr_file {
+        if let Err(e) = f.flush() {
+            hdr_error.get_or_insert(e.to_string());
+        }
+    }
+    if aborted {
+        for e in &conn_errors {
+            eprintln!("ringkv-bench: {e}");
+        }
+        return Err("could not start the run".into());
+    }
+
+    let info = RunInfo {
+        cli: &cli,
+        wl: &wl,
+        addr,
+        requests_target,
+        elapsed_ns: end_ns.saturating_sub(start),
+        total,
+        unanswered,
+        lat: &total_lat,
+        svc: total_svc.as_ref(),
+        conn_errors: &conn_errors,
+        error_samples: &error_samples,
+        intervals: &intervals,
+        start_wall,
+        cpus: &cpus,
+    };
+    print!("{}", summary(&info));
+    if let Some(path) = &cli.json {
+        std::fs::write(path, json_report(&info))
+            .map_err(|e| format!("--json {}: {e}", path.display()))?;
+    }
+    if let Some(e) = hdr_error {
+        return Err(format!("--hdr-log: {e}"));
+    }
+    let mut code = 0;
+    if total.errors > 0 || unanswered > 0 || !conn_errors.is_empty() {
+        code = 1;
+    }
+    if let Some(n) = requests_target {
+        if total.sent != n || total.replies != n {
+            eprintln!(
+                "ringkv-bench: {} of {} requests sent, {} replies",
+                total.sent, n, total.replies
+            );
+            code = 1;
+        }
+    }
+    if total.sent != total.replies + unanswered {
+        eprintln!(
+            "ringkv-bench: internal accounting mismatch: sent {} != replies {} + unanswered {}",
+            total.sent, total.replies, unanswered
+        );
+        code = 1;
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Reply>, String> {
+        let mut p = RespParser::default();
+        let mut pos = 0;
+        let mut out = Vec::new();
+        while let Some(r) = p.next_reply(input, &mut pos)? {
+            out.push(r);
+        }
+        assert_eq!(pos, input.len(), "all consumed");
+        Ok(out)
+    }
+
+    fn kinds(input: &[u8]) -> Vec<ReplyKind> {
+        parse_all(input)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.kind)
+            .collect()
+    }
+
+    #[test]
+    fn parses_resp2_and_resp3() {
+        use ReplyKind::*;
+        assert_eq!(
+            kinds(b"+OK\r\n-ERR bad\r\n:1\r\n$3\r\nfoo\r\n$-1\r\n*-1\r\n*0\r\n"),
+            vec![Ok, Error, Ok, Ok, Nil, Nil, Ok]
+        );
+        assert_eq!(
+            kinds(b"*3\r\n$1\r\na\r\n*2\r\n:1\r\n-ERR inner\r\n$-1\r\n+x\r\n"),
+            vec![Ok, Ok]
+        );
+        // RESP3: null, map, set, double, bool, verbatim, blob error,
+        // push (skipped), attribute (skipped, decorates the next reply)
+        assert_eq!(
+            kinds(
+                b"_\r\n%1\r\n+k\r\n:2\r\n~2\r\n,1.5\r\n#t\r\n=7\r\ntxt:abc\r\n!3\r\nbad\r\n\
+                  >2\r\n+message\r\n+x\r\n|1\r\n+key\r\n+val\r\n:5\r\n"
+            ),
+            vec![Nil, Ok, Ok, Ok, Error, Ok]
+        );
+        let r = parse_all(b"-WRONGTYPE nope\r\n").unwrap();
+        assert_eq!(r[0].error, Some((1, 15)));
+        assert!(parse_all(b"?x\r\n").is_err());
+        assert!(parse_all(b"+OK\n").is_err());
+    }
+
+    #[test]
+    fn parses_byte_by_byte() {
+        let input: &[u8] =
+            b"*2\r\n$5\r\nhello\r\n*1\r\n%1\r\n+a\r\n$-1\r\n-ERR x\r\n:7\r\n$0\r\n\r\n";
+        let mut p = RespParser::default();
+        let mut buf = Vec::new();
+        let mut pos = 0;
+        let mut got = Vec::new();
+        for &b in input {
+            buf.push(b);
+            while let Some(r) = p.next_reply(&buf, &mut pos).unwrap() {
+                got.push(r.kind);
+            }
+        }
+        assert_eq!(pos, input.len());
+        assert_eq!(
+            got,
+            vec![
+                ReplyKind::Ok,
+                ReplyKind::Error,
+                ReplyKind::Ok,
+                ReplyKind::Ok
+            ]
+        );
+    }
+
+    #[test]
+    fn templates_encode_resp() {
+        let wl = Workload {
+            templates: vec![Template::compile("SET k:__key__ __value__", 4, 3).unwrap()],
+            weights: vec![1],
+            cycle: vec![0],
+            keyspace: 10000,
+            key_width: 4,
+            dist: Dist::Uniform,
+            zipf: None,
+            zipf_s: 1.0,
+            value: b"xyz".to_vec(),
+        };
+        let mut out = Vec::new();
+        wl.encode(0, 42, &mut out);
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$6\r\nk:0042\r\n$3\r\nxyz\r\n");
+        let t = Template::compile("HSET \"a b\" f __rand_int__", 2, 0).unwrap();
+        assert_eq!(
+            t.pieces,
+            vec![
+                Piece::Lit(b"*4\r\n$4\r\nHSET\r\n$3\r\na b\r\n$1\r\nf\r\n$2\r\n".to_vec()),
+                Piece::Key,
+                Piece::Lit(b"\r\n".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn zipf_is_skewed_and_in_range() {
+        let z = Zipf::new(1000, 1.0);
+        let mut rng = Rng::new(1);
+        let mut counts = vec![0u64; 1001];
+        for _ in 0..200_000 {
+            let k = z.sample(&mut rng);
+            assert!((1..=1000).contains(&k));
+            counts[k as usize] += 1;
+        }
+        // rank 1 is ~2x rank 2 and ~10x rank 10 for s = 1
+        let r12 = counts[1] as f64 / counts[2] as f64;
+        let r110 = counts[1] as f64 / counts[10] as f64;
+        assert!((1.8..2.2).contains(&r12), "{r12}");
+        assert!((8.5..11.5).contains(&r110), "{r110}");
+        let mut rng = Rng::new(2);
+        for _ in 0..1000 {
+            assert!(rng.below(7) < 7);
+            let u = rng.unit();
+            assert!((0.0..1.0).contains(&u));
+        }
+    }
+
+    #[test]
+    fn cpu_lists_and_grouping() {
+        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(12), "12");
+    }
+}
