@@ -716,3 +716,48 @@ fn cross_shard_moves_keep_every_element() {
     want.sort();
     assert_eq!(all, want);
 }
+
+#[test]
+fn client_unblock_ends_a_wait() {
+    let rk = common::Server::ringkv(2, &[]);
+    let mut waiter = rk.client();
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut waiter).unwrap();
+    let t = std::thread::spawn(move || {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("BLPOP")
+            .arg("nothing:here")
+            .arg(5)
+            .query(&mut waiter);
+        let r2: redis::RedisResult<redis::Value> = redis::cmd("BLPOP")
+            .arg("nothing:here")
+            .arg(5)
+            .query(&mut waiter);
+        (r, r2)
+    });
+    let mut ctl = rk.client();
+    let start = std::time::Instant::now();
+    // Wait (bounded) until the client shows as blocked, then unblock it twice.
+    let mut unblocked = 0;
+    while unblocked < 2 && start.elapsed() < std::time::Duration::from_secs(4) {
+        let reason = if unblocked == 0 { "TIMEOUT" } else { "ERROR" };
+        let n: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(reason)
+            .query(&mut ctl)
+            .unwrap();
+        unblocked += n;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (r, r2) = t.join().unwrap();
+    assert_eq!(unblocked, 2);
+    assert_eq!(r.unwrap(), redis::Value::Nil);
+    let e = r2.unwrap_err();
+    assert!(format!("{e}").contains("UNBLOCKED"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(4));
+    let n: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(id)
+        .query(&mut ctl)
+        .unwrap();
+    assert_eq!(n, 0);
+}

@@ -173,6 +173,13 @@ static CLIENT_SUBS: &[SubSpec] = &[
         "Set the current connection name"
     ),
     sub!(
+        "unblock",
+        -3,
+        ADM,
+        "@admin @slow @dangerous @connection",
+        "Unblock a client blocked in a blocking command from a different connection"
+    ),
+    sub!(
         "unpause",
         2,
         ADM,

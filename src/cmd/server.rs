@@ -461,14 +461,22 @@ fn reply_getkeys(out: &mut Out, cargs: &[&[u8]], with_flags: bool) {
         Entry::Top(c)
     };
     let (first, last, step) = e.keys();
-    if first <= 0 {
+    let getkeys = match e {
+        Entry::Top(c) => c.getkeys,
+        _ => None,
+    };
+    if first <= 0 && getkeys.is_none() {
         return out.err(E_NO_KEYS);
     }
     let (a, n) = (e.arity(), cargs.len() as i32);
     if (a > 0 && a != n) || n < -a {
         return out.err(E_BAD_ARGC);
     }
-    let pos = key_positions(first, last, step, cargs.len());
+    let pos = match getkeys {
+        // Commands with `numkeys` or keyword-placed keys find their own.
+        Some(f) => f(cargs),
+        None => key_positions(first, last, step, cargs.len()),
+    };
     if pos.is_empty() {
         return out.err(E_BAD_ARGS);
     }
