@@ -129,6 +129,31 @@ fn trim_frac(s: &str) -> &str {
     }
 }
 
+/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` does: C's
+/// strtoul over the whole argument, with no leading space. As strtoul, an
+/// empty string reads as 0, a '+' is accepted and a '-' negates modulo 2^64.
+pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Glob-style matching as Redis's `stringmatchlen`: `*`, `?`, `[abc]`,
 /// `[^a]`, `[a-z]`, and `\` escapes.
 pub fn glob_match(pat: &[u8], s: &[u8], nocase: bool) -> bool {

@@ -317,31 +317,6 @@ fn keys_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
     }
 }
 
-/// `parseScanCursorOrReply`: C's strtoul over the whole argument, with no
-/// leading space. As strtoul, an empty string reads as 0, a '+' is
-/// accepted and a '-' negates modulo 2^64.
-fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// SCAN's options after the cursor.
 struct ScanOpts {
     count: usize,
@@ -440,7 +415,7 @@ fn next_scan_cursor(next_dict: u64, shard: usize, n: usize) -> u64 {
 }
 
 fn scan_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
-    let Some(cursor) = parse_scan_cursor(args[1]) else {
+    let Some(cursor) = crate::util::parse_scan_cursor(args[1]) else {
         return ctx.out.error(E_CURSOR);
     };
     let opts = match parse_scan_opts(&args[2..]) {
@@ -1448,15 +1423,21 @@ mod tests {
 
     #[test]
     fn scan_argument_errors() {
-        assert_eq!(parse_scan_cursor(b"0"), Some(0));
-        assert_eq!(parse_scan_cursor(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_scan_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_scan_cursor(b"abc"), None);
-        assert_eq!(parse_scan_cursor(b" 1"), None);
-        assert_eq!(parse_scan_cursor(b"1 "), None);
-        assert_eq!(parse_scan_cursor(b"+5"), Some(5));
-        assert_eq!(parse_scan_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_scan_cursor(b"-"), None);
+        assert_eq!(crate::util::parse_scan_cursor(b"0"), Some(0));
+        assert_eq!(
+            crate::util::parse_scan_cursor(b"18446744073709551615"),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            crate::util::parse_scan_cursor(b"18446744073709551616"),
+            None
+        );
+        assert_eq!(crate::util::parse_scan_cursor(b"abc"), None);
+        assert_eq!(crate::util::parse_scan_cursor(b" 1"), None);
+        assert_eq!(crate::util::parse_scan_cursor(b"1 "), None);
+        assert_eq!(crate::util::parse_scan_cursor(b"+5"), Some(5));
+        assert_eq!(crate::util::parse_scan_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(crate::util::parse_scan_cursor(b"-"), None);
         assert_eq!(parse_scan_opts(&[b"COUNT", b"0"]).err(), Some(E_SYNTAX));
         assert_eq!(parse_scan_opts(&[b"COUNT", b"x"]).err(), Some(E_NOT_INT));
         assert_eq!(parse_scan_opts(&[b"BOGUS", b"1"]).err(), Some(E_SYNTAX));

@@ -651,31 +651,6 @@ fn spop_count(ctx: &mut Ctx, args: &[&[u8]]) {
 
 // ----- SSCAN -------------------------------------------------------------------
 
-/// `parseScanCursorOrReply`: C's strtoul over the whole argument, with no
-/// leading space; an empty string reads as 0, '+' is accepted and '-'
-/// negates modulo 2^64.
-fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// SSCAN's COUNT and MATCH (TYPE is a syntax error for a key's scan).
 fn parse_sscan_opts<'a>(args: &[&'a [u8]], out: &mut Out) -> Option<(usize, Option<&'a [u8]>)> {
     let (mut count, mut pat) = (10usize, None);
@@ -705,7 +680,7 @@ fn parse_sscan_opts<'a>(args: &[&'a [u8]], out: &mut Out) -> Option<(usize, Opti
 }
 
 fn sscan(ctx: &mut Ctx, args: &[&[u8]]) {
-    let Some(cursor) = parse_scan_cursor(args[2]) else {
+    let Some(cursor) = crate::util::parse_scan_cursor(args[2]) else {
         return ctx.out.err(E_CURSOR);
     };
     let s = match read_set(ctx.ks, ctx.db, args[1]) {

@@ -789,7 +789,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) {
 /// Emulated exactly in software, so results match Redis digit for digit
 /// (e.g. 630.8 + 0.1 is "630.90000000000000002", and integers up to 2^64
 /// stay exact).
-mod ld {
+pub(crate) mod ld {
     use std::cmp::Ordering;
 
     /// Exponent of the smallest normal and of every subnormal (scale of the

@@ -421,29 +421,6 @@ fn parse_timeout(s: &[u8], now: u64) -> Result<u64, &'static str> {
     Ok(t as u64)
 }
 
-/// SCAN's cursor: C's strtoul over the whole argument.
-fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 // ----- shared helpers --------------------------------------------------------
 
 /// Result members with their scores.
@@ -1565,7 +1542,7 @@ fn randmember_count(out: &mut Out, z: &ZSet, l: i64, withscores: bool, rng: &mut
 }
 
 fn zscan(ctx: &mut Ctx, args: &[&[u8]]) {
-    let Some(mut cursor) = parse_scan_cursor(args[2]) else {
+    let Some(mut cursor) = crate::util::parse_scan_cursor(args[2]) else {
         return ctx.out.err("invalid cursor");
     };
     let z = match read_zset(ctx.ks, ctx.db, args[1]) {
