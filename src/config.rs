@@ -79,6 +79,9 @@ pub static PARAMS: &[Param] = &[
     p("rdbcompression", "yes", Kind::Bool, true),
     p("rdbchecksum", "yes", Kind::Bool, true),
     p("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
+    // ringkv: pacing of fork-free snapshots (see src/persist.rs).
+    p("snapshot-cpu-share", "25", Kind::Int(1, 100), true),
+    p("snapshot-max-bytes-per-sec", "256mb", Kind::Mem, true),
     p("appendonly", "no", Kind::Bool, true),
     p("appendfilename", "appendonly.aof", Kind::Str, false),
     p("appenddirname", "appendonlydir", Kind::Str, false),
@@ -209,7 +212,27 @@ pub fn parse_mem(s: &str) -> Option<i64> {
 /// Redis's CONFIG SET wording.
 pub fn normalise(p: &Param, vals: &[String]) -> Result<String, String> {
     match p.kind {
+        Kind::List if p.name == "save" => {
+            let v = vals.join(" ");
+            crate::persist::parse_save_params(&v)
+                .map(|_| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .map_err(|_| "Invalid save parameters".to_string())
+        }
         Kind::List => Ok(vals.join(" ")),
+        Kind::Str if p.name == "dir" && vals.len() == 1 => {
+            if std::path::Path::new(&vals[0]).is_dir() {
+                Ok(vals[0].clone())
+            } else {
+                Err("No such file or directory".into())
+            }
+        }
+        Kind::Str if p.name == "dbfilename" && vals.len() == 1 => {
+            if vals[0].contains('/') || vals[0].is_empty() {
+                Err("dbfilename can't be a path, just a filename".into())
+            } else {
+                Ok(vals[0].clone())
+            }
+        }
         _ if vals.len() != 1 => Err("wrong number of arguments".into()),
         Kind::Bool => match vals[0].to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),

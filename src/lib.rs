@@ -15,6 +15,8 @@ pub mod conn;
 pub mod io;
 pub mod log;
 pub mod metrics;
+pub mod persist;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod shard;

@@ -16,6 +16,7 @@ pub mod hash;
 pub mod keys;
 pub mod latency;
 pub mod list;
+pub mod persist;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -196,6 +197,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(zset::COMMANDS)
         .chain(sort::COMMANDS)
         .chain(latency::COMMANDS)
+        .chain(persist::COMMANDS)
 }
 
 /// The lookup table, built once.

@@ -1145,24 +1145,80 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
 
     if on("persistence") {
         let mut s = String::from("# Persistence\r\n");
-        kv!(s, "loading", "0");
+        let ps = &g.persist;
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let loading = ps.loading();
+        kv!(s, "loading", "{}", loading as u8);
         kv!(s, "async_loading", "0");
+        if loading {
+            kv!(s, "loading_start_time", "{}", ld(&ps.loading_start_secs));
+        }
+        let in_prog = ps.in_progress.load(std::sync::atomic::Ordering::Relaxed);
         kv!(s, "current_cow_peak", "0");
         kv!(s, "current_cow_size", "0");
         kv!(s, "current_cow_size_age", "0");
         kv!(s, "current_fork_perc", "0.00");
-        kv!(s, "current_save_keys_processed", "0");
-        kv!(s, "current_save_keys_total", "0");
-        kv!(s, "rdb_changes_since_last_save", "{}", sum(|f| f.dirty));
-        kv!(s, "rdb_bgsave_in_progress", "0");
-        kv!(s, "rdb_last_save_time", "{}", g.start_ms / 1000);
-        kv!(s, "rdb_last_bgsave_status", "ok");
-        kv!(s, "rdb_last_bgsave_time_sec", "-1");
-        kv!(s, "rdb_current_bgsave_time_sec", "-1");
-        kv!(s, "rdb_saves", "0");
+        kv!(
+            s,
+            "current_save_keys_processed",
+            "{}",
+            if in_prog { ld(&ps.keys_processed) } else { 0 }
+        );
+        kv!(
+            s,
+            "current_save_keys_total",
+            "{}",
+            if in_prog { ld(&ps.keys_total) } else { 0 }
+        );
+        kv!(
+            s,
+            "rdb_changes_since_last_save",
+            "{}",
+            sum(|f| f.dirty).saturating_sub(ld(&ps.dirty_saved))
+        );
+        kv!(s, "rdb_bgsave_in_progress", "{}", in_prog as u8);
+        kv!(s, "rdb_last_save_time", "{}", ld(&ps.last_save_secs));
+        kv!(
+            s,
+            "rdb_last_bgsave_status",
+            "{}",
+            if ps.last_ok.load(std::sync::atomic::Ordering::Relaxed) {
+                "ok"
+            } else {
+                "err"
+            }
+        );
+        kv!(
+            s,
+            "rdb_last_bgsave_time_sec",
+            "{}",
+            ps.last_duration_secs
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        kv!(
+            s,
+            "rdb_current_bgsave_time_sec",
+            "{}",
+            if in_prog {
+                (crate::util::now_ms().saturating_sub(ld(&ps.start_ms)) / 1000) as i64
+            } else {
+                -1
+            }
+        );
+        kv!(s, "rdb_saves", "{}", ld(&ps.saves));
         kv!(s, "rdb_last_cow_size", "0");
-        kv!(s, "rdb_last_load_keys_expired", "0");
-        kv!(s, "rdb_last_load_keys_loaded", "0");
+        kv!(
+            s,
+            "rdb_last_load_keys_expired",
+            "{}",
+            ld(&ps.load_keys_expired)
+        );
+        kv!(
+            s,
+            "rdb_last_load_keys_loaded",
+            "{}",
+            ld(&ps.load_keys_loaded)
+        );
         kv!(s, "aof_enabled", "0");
         kv!(s, "aof_rewrite_in_progress", "0");
         kv!(s, "aof_rewrite_scheduled", "0");
@@ -1460,9 +1516,14 @@ fn role_cmd(ctx: &mut SrvCtx, _args: &[&[u8]]) {
 }
 
 fn lastsave_cmd(ctx: &mut SrvCtx, _args: &[&[u8]]) {
-    // No snapshot has been taken yet: the start time stands in, as Redis
-    // reports the start time until its first save.
-    ctx.out.int((ctx.sh.g.start_ms / 1000) as i64);
+    // The start time until the first save, as Redis.
+    let t = ctx
+        .sh
+        .g
+        .persist
+        .last_save_secs
+        .load(std::sync::atomic::Ordering::Relaxed);
+    ctx.out.int(t as i64);
 }
 
 fn lolwut_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
@@ -1533,6 +1594,18 @@ fn shutdown_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
         return ctx.out.err("No shutdown in progress.");
     }
     crate::log::notice("User requested shutdown...");
+    let mode = if nosave {
+        crate::persist::SHUTDOWN_NOSAVE
+    } else if save {
+        crate::persist::SHUTDOWN_SAVE
+    } else {
+        crate::persist::SHUTDOWN_DEFAULT
+    };
+    ctx.sh
+        .g
+        .persist
+        .shutdown_mode
+        .store(mode, std::sync::atomic::Ordering::SeqCst);
     // No reply: the connection closes as the server goes down.
     ctx.conn.close_after_reply = true;
     ctx.sh.g.request_shutdown();

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::{Config, IoKind};
+use crate::shard::keyspace::Keyspace;
 use crate::shard::mesh::{self, Waker};
 use crate::shard::{Shard, ShardCfg};
 
@@ -33,6 +34,8 @@ pub struct Global {
     pub stat_reset: AtomicU64,
     /// Number of MONITOR clients (dispatch feeds them while non-zero).
     pub monitors: AtomicUsize,
+    /// Snapshots, loading, save points (src/persist.rs).
+    pub persist: crate::persist::State,
 }
 
 impl Global {
@@ -383,7 +386,15 @@ pub fn run(cfg: Config) -> i32 {
         config_file,
         stat_reset: AtomicU64::new(0),
         monitors: AtomicUsize::new(0),
+        persist: crate::persist::State::new(nshards),
     });
+
+    // dump.rdb is loaded while the shards already answer (-LOADING).
+    let snap_cfg = crate::persist::SnapCfg::from_global(&g);
+    let load_path = snap_cfg.path();
+    let load_senders = load_path
+        .is_file()
+        .then(|| crate::persist::prepare_loading(&g));
 
     // Signals: handled by the main thread only.
     // SAFETY: sigset manipulation on a local set; pthread_sigmask affects
@@ -395,6 +406,9 @@ pub fn run(cfg: Config) -> i32 {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // A file size limit (ulimit -f) makes snapshot writes fail with
+        // EFBIG, reported like a full disk, instead of killing the server.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         set
     };
 
@@ -458,6 +472,12 @@ pub fn run(cfg: Config) -> i32 {
             .expect("spawn shard thread");
         handles.push(h);
     }
+    if let Some(senders) = load_senders {
+        if let Err(e) = crate::persist::load_file(&g, &load_path, senders) {
+            crate::log::warn(&e);
+            std::process::exit(1);
+        }
+    }
     crate::log::notice("Ready to accept connections tcp");
 
     // Wait for SIGINT/SIGTERM, or a SHUTDOWN command (which raises SIGTERM).
@@ -476,10 +496,50 @@ pub fn run(cfg: Config) -> i32 {
     for h in handles {
         let _ = h.join();
     }
+    let mut code = if failed.load(Ordering::SeqCst) { 1 } else { 0 };
+    if !shutdown_save(&g) {
+        code = 1;
+    }
     crate::log::notice("ringkv is now ready to exit, bye bye...");
-    if failed.load(Ordering::SeqCst) {
-        1
-    } else {
-        0
+    code
+}
+
+/// The save on shutdown: with SHUTDOWN SAVE, or by default when save
+/// points are configured (SIGTERM included); never with NOSAVE or while
+/// still loading. Returns false if the save failed.
+fn shutdown_save(g: &Global) -> bool {
+    let mode = g.persist.shutdown_mode.load(Ordering::SeqCst);
+    let has_points = {
+        let c = g.config.read().unwrap_or_else(|e| e.into_inner());
+        !c.get("save").trim().is_empty()
+    };
+    let want = match mode {
+        crate::persist::SHUTDOWN_SAVE => true,
+        crate::persist::SHUTDOWN_NOSAVE => false,
+        _ => has_points,
+    };
+    if !want || g.persist.loading() {
+        return true;
+    }
+    let kss = std::mem::take(&mut *g.persist.final_ks.lock().unwrap_or_else(|e| e.into_inner()));
+    if kss.iter().any(|k| k.is_none()) {
+        crate::log::warn("Error trying to save the DB: a shard did not stop cleanly");
+        return false;
+    }
+    let kss: Vec<Keyspace> = kss.into_iter().flatten().collect();
+    let refs: Vec<&Keyspace> = kss.iter().collect();
+    crate::log::notice("Saving the final RDB snapshot before exiting.");
+    let cfg = crate::persist::SnapCfg::from_global(g);
+    match crate::persist::save_keyspaces(&refs, &cfg) {
+        Ok(_) => {
+            crate::log::notice("DB saved on disk");
+            true
+        }
+        Err(e) => {
+            crate::log::warn(&format!(
+                "Error trying to save the DB, can't exit cleanly: {e}"
+            ));
+            false
+        }
     }
 }

@@ -16,6 +16,11 @@ pub type Key = Box<[u8]>;
 
 const INLINE_KEY: usize = 22;
 
+/// A node's stored hash keeps 56 bits of the key's hash; the top byte is
+/// the node's snapshot version (see [`Dict::mark`]).
+const HASH_MASK: u64 = (1 << 56) - 1;
+const VER_SHIFT: u32 = 56;
+
 /// A key stored in a node: short keys live inline (no extra allocation and
 /// no extra cache miss on lookup), long ones on the heap.
 enum NodeKey {
@@ -62,8 +67,9 @@ impl NodeKey {
 
 struct Node<V> {
     next: Option<Box<Node<V>>>,
-    /// The full hash, so rehashing never rehashes a key and most
-    /// mismatches in a chain are rejected without touching the key bytes.
+    /// The key's hash (low 56 bits), so rehashing never rehashes a key and
+    /// most mismatches in a chain are rejected without touching the key
+    /// bytes; the top byte is the snapshot version.
     hash: u64,
     key: NodeKey,
     val: V,
@@ -72,6 +78,21 @@ struct Node<V> {
 struct Table<V> {
     buckets: Vec<Option<Box<Node<V>>>>,
     used: usize,
+}
+
+impl<V> Node<V> {
+    #[inline]
+    fn same_hash(&self, h: u64) -> bool {
+        self.hash & HASH_MASK == h
+    }
+    #[inline]
+    fn ver(&self) -> u8 {
+        (self.hash >> VER_SHIFT) as u8
+    }
+    #[inline]
+    fn set_ver(&mut self, v: u8) {
+        self.hash = (self.hash & HASH_MASK) | ((v as u64) << VER_SHIFT);
+    }
 }
 
 impl<V> Table<V> {
@@ -97,6 +118,8 @@ pub struct Dict<V> {
     /// Next bucket of `t[0]` to move into `t[1]`; None when not rehashing.
     rehash_idx: Option<usize>,
     hasher: hashbrown::DefaultHashBuilder,
+    /// The version new nodes get (snapshots; see [`Dict::mark`]).
+    cur_ver: u8,
 }
 
 const INITIAL: usize = 4;
@@ -113,6 +136,7 @@ impl<V> Dict<V> {
             t: [Table::empty(), Table::empty()],
             rehash_idx: None,
             hasher: hashbrown::DefaultHashBuilder::default(),
+            cur_ver: 0,
         }
     }
 
@@ -133,7 +157,7 @@ impl<V> Dict<V> {
 
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        self.hasher.hash_one(key) & HASH_MASK
     }
 
     #[inline]
@@ -229,7 +253,7 @@ impl<V> Dict<V> {
             }
             let mut cur = t.buckets[(h & t.mask()) as usize].as_deref();
             while let Some(n) = cur {
-                if n.hash == h && n.key.as_bytes() == key {
+                if n.same_hash(h) && n.key.as_bytes() == key {
                     return Some(n);
                 }
                 cur = n.next.as_deref();
@@ -250,7 +274,7 @@ impl<V> Dict<V> {
             let m = t.mask();
             let mut cur = t.buckets[(h & m) as usize].as_deref_mut();
             while let Some(n) = cur {
-                if n.hash == h && n.key.as_bytes() == key {
+                if n.same_hash(h) && n.key.as_bytes() == key {
                     return Some(n);
                 }
                 cur = n.next.as_deref_mut();
@@ -331,7 +355,7 @@ impl<V> Dict<V> {
         let next = slot.take();
         *slot = Some(Box::new(Node {
             next,
-            hash: h,
+            hash: h | ((self.cur_ver as u64) << VER_SHIFT),
             key,
             val,
         }));
@@ -357,7 +381,7 @@ impl<V> Dict<V> {
             loop {
                 match link {
                     None => break,
-                    Some(n) if n.hash == h && n.key.as_bytes() == key => {
+                    Some(n) if n.same_hash(h) && n.key.as_bytes() == key => {
                         let mut node = link.take().unwrap();
                         *link = node.next.take();
                         t.used -= 1;
@@ -383,6 +407,7 @@ impl<V> Dict<V> {
             t: [Table::empty(), Table::empty()],
             rehash_idx: None,
             hasher: std::mem::take(&mut self.hasher),
+            cur_ver: self.cur_ver,
         };
     }
 
@@ -427,6 +452,102 @@ impl<V> Dict<V> {
             }
         }
         v
+    }
+
+    // ----- snapshot versions -------------------------------------------
+    //
+    // Every node carries a one-byte version. A point-in-time snapshot sets
+    // the dict's version to a new value; a node whose version differs has
+    // not been serialized yet. The snapshot cursor ([`Dict::scan_mark`]) and
+    // the keyspace's serialize-before-mutate hook ([`Dict::mark`]) each
+    // serialize a node once and stamp it, and nodes inserted during the
+    // snapshot are born stamped. A completed (or abandoned, see
+    // [`Dict::mark_all`]) snapshot leaves every node at the dict's version,
+    // so one byte is enough however many snapshots are taken.
+
+    /// The version new nodes get.
+    pub fn version(&self) -> u8 {
+        self.cur_ver
+    }
+
+    /// Sets the version new nodes get.
+    pub fn set_version(&mut self, v: u8) {
+        self.cur_ver = v;
+    }
+
+    /// If `key` is present with a version other than `v`, stamps it with
+    /// `v` and returns its value (the caller serializes it); else None.
+    #[inline]
+    pub fn mark(&mut self, key: &[u8], v: u8) -> Option<(&[u8], &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        let n = self.find_mut(key, h)?;
+        if n.ver() == v {
+            return None;
+        }
+        n.set_ver(v);
+        Some((n.key.as_bytes(), &n.val))
+    }
+
+    /// Stamps every node with `v` without visiting values.
+    pub fn mark_all(&mut self, v: u8) {
+        for t in &mut self.t {
+            for b in &mut t.buckets {
+                let mut cur = b.as_deref_mut();
+                while let Some(n) = cur {
+                    n.set_ver(v);
+                    cur = n.next.as_deref_mut();
+                }
+            }
+        }
+    }
+
+    /// One step of a SCAN-style walk (same cursor as [`Dict::scan`], so
+    /// every element present for the whole walk is seen even across
+    /// resizes) that calls `f` only for nodes not yet stamped with `v`, and
+    /// stamps them.
+    pub fn scan_mark(&mut self, cursor: u64, v: u8, mut f: impl FnMut(&[u8], &V)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        fn emit<V>(t: &mut Table<V>, idx: u64, v: u8, f: &mut dyn FnMut(&[u8], &V)) {
+            let m = t.mask();
+            let mut cur = t.buckets[(idx & m) as usize].as_deref_mut();
+            while let Some(n) = cur {
+                if n.ver() != v {
+                    n.set_ver(v);
+                    f(n.key.as_bytes(), &n.val);
+                }
+                cur = n.next.as_deref_mut();
+            }
+        }
+        let mut c = cursor;
+        if !self.is_rehashing() {
+            let m0 = self.t[0].mask();
+            emit(&mut self.t[0], c, v, &mut f);
+            c |= !m0;
+            c = c.reverse_bits().wrapping_add(1).reverse_bits();
+        } else {
+            let (small, large) = if self.t[0].buckets.len() <= self.t[1].buckets.len() {
+                (0, 1)
+            } else {
+                (1, 0)
+            };
+            let m0 = self.t[small].mask();
+            let m1 = self.t[large].mask();
+            emit(&mut self.t[small], c, v, &mut f);
+            loop {
+                emit(&mut self.t[large], c, v, &mut f);
+                c |= !m1;
+                c = c.reverse_bits().wrapping_add(1).reverse_bits();
+                if c & (m0 ^ m1) == 0 {
+                    break;
+                }
+            }
+        }
+        c
     }
 
     /// A random element, or None when empty. `rnd` supplies randomness.
@@ -581,5 +702,52 @@ mod tests {
             seen.insert(*v);
         }
         assert_eq!(seen.len(), 20);
+    }
+
+    #[test]
+    fn snapshot_marks_visit_each_node_once_across_resizes() {
+        let mut d: Dict<u32> = Dict::new();
+        for i in 0..1000u32 {
+            d.insert(format!("k{i}").as_bytes(), i);
+        }
+        d.set_version(1);
+        // Serialize-before-mutate on a few keys.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..50u32 {
+            let (k, _) = d.mark(format!("k{i}").as_bytes(), 1).unwrap();
+            assert!(seen.insert(k.to_vec()));
+            assert!(d.mark(format!("k{i}").as_bytes(), 1).is_none());
+        }
+        // Writes during the walk: new keys (born stamped) force growth.
+        let mut cursor = 0;
+        let mut steps = 0;
+        loop {
+            cursor = d.scan_mark(cursor, 1, |k, _| assert!(seen.insert(k.to_vec())));
+            steps += 1;
+            if steps % 10 == 0 {
+                for j in 0..30 {
+                    d.insert(format!("new{steps}-{j}").as_bytes(), 0);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        assert!(!seen.iter().any(|k| k.starts_with(b"new")));
+        // Every node now carries version 1: a new snapshot sees them all.
+        let total = d.len();
+        let mut n = 0;
+        let mut cursor = 0;
+        loop {
+            cursor = d.scan_mark(cursor, 2, |_, _| n += 1);
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(n, total);
+        d.mark_all(3);
+        assert!(d.mark(b"k1", 3).is_none());
+        assert!(d.mark(b"k1", 4).is_some());
     }
 }

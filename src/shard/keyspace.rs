@@ -85,6 +85,8 @@ pub struct Keyspace {
     rng: u64,
     /// Where the active expiry cycle resumes (db index).
     expire_db_cursor: usize,
+    /// The point-in-time snapshot in progress, if any (shard/snapshot.rs).
+    pub snap: Option<Box<super::snapshot::SnapOut>>,
 }
 
 impl Keyspace {
@@ -102,6 +104,7 @@ impl Keyspace {
             stats: KsStats::default(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ crate::util::now_us(),
             expire_db_cursor: 0,
+            snap: None,
         }
     }
 
@@ -154,6 +157,8 @@ impl Keyspace {
         }
         match d.expires.get(key) {
             Some(&at) if at <= self.now => {
+                self.pre_write(db, key);
+                let d = &mut self.dbs[db];
                 d.expires.remove(key);
                 d.main.remove(key);
                 self.stats.expired_keys += 1;
@@ -189,6 +194,7 @@ impl Keyspace {
     #[inline]
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(db, key);
+        self.pre_write(db, key);
         self.dbs[db].main.get_mut(key)
     }
 
@@ -208,6 +214,7 @@ impl Keyspace {
     /// `keep_ttl`.
     pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
+        self.pre_write(db, key);
         let d = &mut self.dbs[db];
         let old = d.main.insert(key, val);
         if old.is_some() && !keep_ttl && !d.expires.is_empty() {
@@ -233,6 +240,7 @@ impl Keyspace {
         if self.expire_if_needed(db, key) {
             return false;
         }
+        self.pre_write(db, key);
         let d = &mut self.dbs[db];
         if d.main.remove(key).is_some() {
             if !d.expires.is_empty() {
@@ -248,6 +256,7 @@ impl Keyspace {
     /// Removes a key with its deadline (for RENAME, MOVE and friends).
     pub fn take(&mut self, db: usize, key: &[u8]) -> Option<(Value, Option<u64>)> {
         self.expire_if_needed(db, key);
+        self.pre_write(db, key);
         let d = &mut self.dbs[db];
         let v = d.main.remove(key)?;
         let ttl = if d.expires.is_empty() {
@@ -284,6 +293,7 @@ impl Keyspace {
         if at_ms <= self.now {
             self.delete(db, key);
         } else {
+            self.pre_write(db, key);
             self.dbs[db].expires.insert(key, at_ms);
             self.dirty += 1;
         }
@@ -291,6 +301,7 @@ impl Keyspace {
 
     /// Removes the deadline of a key. Returns whether there was one.
     pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
+        self.pre_write(db, key);
         let r = self.dbs[db].expires.remove(key).is_some();
         if r {
             self.dirty += 1;
@@ -303,6 +314,7 @@ impl Keyspace {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        self.pre_write_db(db);
         let d = &mut self.dbs[db];
         let n = d.main.len();
         d.main.clear();
@@ -316,6 +328,8 @@ impl Keyspace {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.pre_write_db(a);
+        self.pre_write_db(b);
         self.dbs.swap(a, b);
         self.dirty += 1;
     }
@@ -408,6 +422,25 @@ impl Keyspace {
                 d.expires.rehash_step(100);
             }
         }
+    }
+
+    /// Inserts a key read from dump.rdb at start-up. Returns false if the
+    /// key was already present (a corrupt file with duplicated keys).
+    pub fn load_insert(
+        &mut self,
+        db: usize,
+        key: Vec<u8>,
+        val: Value,
+        expire_at: Option<u64>,
+    ) -> bool {
+        let d = &mut self.dbs[db];
+        if d.main.insert(&key, val).is_some() {
+            return false;
+        }
+        if let Some(at) = expire_at {
+            d.expires.insert(&key, at);
+        }
+        true
     }
 
     /// Approximate bytes held by one key (MEMORY USAGE).

@@ -12,6 +12,7 @@
 pub mod dict;
 pub mod keyspace;
 pub mod mesh;
+pub mod snapshot;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -101,6 +102,10 @@ pub struct Shard {
     resume: Vec<u32>,
     /// Latency histograms, SLOWLOG, latency monitor (src/metrics).
     pub metrics: crate::metrics::Metrics,
+    /// When the running snapshot last stepped (its CPU share).
+    pub snap_last: std::time::Instant,
+    /// Start-up load batches for this shard while loading dump.rdb.
+    pub load_rx: Option<std::sync::mpsc::Receiver<Vec<crate::persist::LoadItem>>>,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -147,6 +152,13 @@ impl Shard {
         let n = g.nshards;
         let mut ks = Keyspace::new(cfg.databases);
         ks.enc = cfg.enc;
+        let load_rx = g
+            .persist
+            .load_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+            .and_then(|r| r.take());
         Shard {
             id,
             n,
@@ -173,6 +185,8 @@ impl Shard {
             blocked_conns: Vec::new(),
             resume: Vec::new(),
             metrics: crate::metrics::Metrics::default(),
+            snap_last: std::time::Instant::now(),
+            load_rx,
         }
     }
 
@@ -431,6 +445,25 @@ impl Shard {
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
+        }
+        let gate = self.g.persist.gate.load(Ordering::Relaxed);
+        if gate != 0 {
+            let refuse = if gate & crate::persist::GATE_MISCONF != 0
+                && (spec.flags & cmd::WRITE != 0 || spec.name == "ping")
+            {
+                Some(("MISCONF", crate::persist::MISCONF_ERR))
+            } else if gate & crate::persist::GATE_LOADING != 0 && spec.flags & cmd::LOADING == 0 {
+                Some(("LOADING", "LOADING Redis is loading the dataset in memory"))
+            } else {
+                None
+            };
+            if let Some((code, msg)) = refuse {
+                out.error(msg);
+                self.stats.cmds[ci as usize].rejected += 1;
+                self.count_error(code);
+                self.finish_reply(conn, direct, skip, scratch);
+                return Flow::Next;
+            }
         }
         if self.g.is_paused(spec.flags & cmd::WRITE != 0) {
             if !self.paused.contains(&idx) {
@@ -1098,8 +1131,23 @@ impl Shard {
         }
         self.serve_ready();
         self.check_block_timeouts();
-        self.next_block_deadline()
-            .map(|d| d.saturating_sub(crate::util::now_ms()).max(1))
+        // Background work that must not wait for I/O: loading dump.rdb and
+        // a running snapshot poll every millisecond.
+        let mut poll = false;
+        if self.load_rx.is_some() {
+            poll |= self.load_tick();
+        }
+        if self.ks.snap.is_some() {
+            poll |= self.snap_tick();
+        }
+        let sleep = self
+            .next_block_deadline()
+            .map(|d| d.saturating_sub(crate::util::now_ms()).max(1));
+        if poll {
+            Some(sleep.unwrap_or(1).min(1))
+        } else {
+            sleep
+        }
     }
 
     /// Whether the loop must not sleep (work is already waiting).
@@ -1152,8 +1200,15 @@ impl Shard {
     pub fn cron(&mut self) {
         self.refresh_cfg();
         let budget = 25_000 / self.cfg.hz.max(1) * 10 / 10;
+        let t = std::time::Instant::now();
         self.ks.active_expire_cycle(budget.min(25_000));
+        self.metrics
+            .add_event("expire-cycle", t.elapsed().as_millis() as u64);
         self.ks.cron();
+        self.g.persist.shard_dirty[self.id].store(self.ks.dirty, Ordering::Relaxed);
+        if self.id == 0 {
+            self.save_points_cron();
+        }
         let now = crate::util::now_ms();
         if self.cfg.timeout_s > 0 {
             let limit = self.cfg.timeout_s * 1000;
@@ -1167,6 +1222,48 @@ impl Shard {
             }
         }
         self.resume_paused();
+    }
+
+    /// Starts a background save when a `save` point is reached or one was
+    /// scheduled (BGSAVE SCHEDULE). Runs on shard 0's cron.
+    fn save_points_cron(&mut self) {
+        let st = &self.g.persist;
+        if !st.last_ok.load(Ordering::Relaxed) {
+            // CONFIG SET stop-writes-on-bgsave-error / save may lift MISCONF.
+            crate::persist::refresh_misconf(&self.g);
+        }
+        if st.loading() || st.in_progress.load(Ordering::Relaxed) {
+            return;
+        }
+        let now_s = crate::util::now_ms() / 1000;
+        let mut go = st.scheduled.load(Ordering::Relaxed);
+        if !go {
+            let save = {
+                let c = self.g.config.read().unwrap_or_else(|e| e.into_inner());
+                c.get("save").to_string()
+            };
+            let points = crate::persist::parse_save_params(&save).unwrap_or_default();
+            if points.is_empty() {
+                return;
+            }
+            let changes = st.changes_since_save();
+            let last = st.last_save_secs.load(Ordering::Relaxed);
+            // After a failure, retry no sooner than every 5 seconds.
+            let retry_ok = st.last_ok.load(Ordering::Relaxed)
+                || now_s.saturating_sub(st.last_try_secs.load(Ordering::Relaxed)) >= 5;
+            go = retry_ok
+                && points
+                    .iter()
+                    .any(|&(secs, ch)| changes >= ch && now_s.saturating_sub(last) >= secs);
+            if go {
+                crate::log::notice(&format!(
+                    "{changes} changes in the last save window. Saving..."
+                ));
+            }
+        }
+        if go && self.snapshot_start(false, None).is_ok() {
+            crate::log::notice("Background saving started");
+        }
     }
 
     /// Re-runs clients stopped by CLIENT PAUSE once it is over.
@@ -1218,5 +1315,20 @@ fn backoff(spins: &mut u32) {
         std::hint::spin_loop();
     } else {
         std::thread::yield_now();
+    }
+}
+
+impl Drop for Shard {
+    /// Hands the keyspace to the main thread for the shutdown save.
+    fn drop(&mut self) {
+        if self.g.shutdown.load(Ordering::SeqCst) {
+            self.ks.snap_abort();
+            let ks = std::mem::replace(&mut self.ks, Keyspace::new(0));
+            if let Ok(mut f) = self.g.persist.final_ks.lock() {
+                if let Some(slot) = f.get_mut(self.id) {
+                    *slot = Some(ks);
+                }
+            }
+        }
     }
 }

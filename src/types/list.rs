@@ -866,6 +866,31 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+// ----- RDB support -----
+
+impl List {
+    /// The nodes head to tail, each as its element count and its elements
+    /// in order (RDB saving writes one listpack per node).
+    pub fn rdb_nodes(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (usize, impl Iterator<Item = Elem<'_>> + '_)> + '_ {
+        self.nodes.iter().map(|n| {
+            let b = &n.buf[..];
+            let mut p = 0;
+            let elems = std::iter::from_fn(move || {
+                if p < b.len() {
+                    let (e, q) = decode_at(b, p);
+                    p = q;
+                    Some(e)
+                } else {
+                    None
+                }
+            });
+            (n.count as usize, elems)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -799,6 +799,20 @@ impl Set {
     }
 }
 
+// ----- RDB support -----
+
+impl Set {
+    /// For an intset, its element width in bytes (2, 4 or 8, as Redis's
+    /// intset `encoding` field); None for a hashtable. The members come in
+    /// ascending order from [`Set::iter`].
+    pub fn intset_width(&self) -> Option<u8> {
+        match &self.repr {
+            Repr::Int(is) => Some(is.width()),
+            Repr::Hash(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

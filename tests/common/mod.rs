@@ -593,3 +593,150 @@ pub fn keys_on_different_shards(prefix: &str) -> (String, String) {
     }
     unreachable!("no key on the other shard")
 }
+
+// ---------------------------------------------------------------------------
+// Added for tests/rdb_interop.rs: servers started with a data directory (and
+// other redis.conf directives), processes expected to exit on their own, and
+// access to a server's pid / work dir. Nothing above is changed.
+// ---------------------------------------------------------------------------
+
+/// The binary [`Server::ringkv`] starts: `RINGKV_TEST_BIN` when set, else
+/// the cargo-built ringkv.
+pub fn ringkv_bin() -> PathBuf {
+    match std::env::var_os("RINGKV_TEST_BIN") {
+        Some(b) if !b.is_empty() => PathBuf::from(b),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_ringkv")),
+    }
+}
+
+/// The full command line [`Server::ringkv_in_dir`] uses: ringkv's usual
+/// arguments (`--port P --bind 127.0.0.1 --shards N --no-pin --save ""`)
+/// then `--dir dir` then `extra_args`. Under a `redis-server` override the
+/// redis-server arguments replace ringkv's (shard count dropped) and
+/// `--dir dir` plus `extra_args` (which must then be redis.conf directives
+/// both servers accept, e.g. `--save "3600 1"`, `--dbfilename f`) follow.
+pub fn ringkv_dir_args(shards: usize, port: u16, dir: &Path, extra_args: &[&str]) -> Vec<String> {
+    let mut a = if is_redis_server(&ringkv_bin()) {
+        redis_server_args(port)
+    } else {
+        vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--shards".into(),
+            shards.to_string(),
+            "--no-pin".into(),
+            "--save".into(),
+            String::new(),
+        ]
+    };
+    a.push("--dir".into());
+    a.push(dir.display().to_string());
+    a.extend(extra_args.iter().map(|s| s.to_string()));
+    a
+}
+
+impl Server {
+    /// Starts ringkv (or the `RINGKV_TEST_BIN` override) like
+    /// [`Server::ringkv`], with `--dir dir` (the directory it loads
+    /// `dump.rdb` from and saves to) and `extra_args`; see
+    /// [`ringkv_dir_args`]. The server's cwd/log dir is still its own
+    /// private work dir; `dir` is left alone on drop.
+    pub fn ringkv_in_dir(shards: usize, dir: &Path, extra_args: &[&str]) -> Server {
+        let bin = ringkv_bin();
+        let dir = dir.to_path_buf();
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let label = format!(
+            "ringkv --shards {shards} --dir {} {}",
+            dir.display(),
+            extra.join(" ")
+        )
+        .trim_end()
+        .to_string();
+        Server::start(&bin, Flavor::Ringkv, &label, move |port| {
+            let e: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
+            ringkv_dir_args(shards, port, &dir, &e)
+        })
+    }
+
+    /// Starts a real redis-server with its usual arguments plus
+    /// `extra_args` (e.g. `--dir D --dbfilename dump.rdb`), or returns
+    /// `None` when it is not installed (see [`Server::redis`]).
+    pub fn redis_with(extra_args: &[&str]) -> Option<Server> {
+        let bin = require_tool("redis-server")?;
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let label = format!("redis-server {}", extra.join(" "))
+            .trim_end()
+            .to_string();
+        Some(Server::start(&bin, Flavor::Redis, &label, move |port| {
+            let mut a = redis_server_args(port);
+            a.extend(extra.iter().cloned());
+            a
+        }))
+    }
+
+    /// The server's private work directory (its cwd; holds server.log;
+    /// removed on drop). redis-server saves its dump.rdb here by default.
+    pub fn work_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own (after
+    /// SHUTDOWN or a signal); `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(START_POLL);
+        }
+    }
+}
+
+/// Runs `bin args` with cwd `cwd`, stdout+stderr captured to a file in
+/// `cwd`, and waits up to `timeout` for it to exit. Returns its exit status
+/// (`None`: still running at the deadline, then killed) and its output.
+pub fn run_until_exit(
+    bin: &Path,
+    args: &[String],
+    cwd: &Path,
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    let seq = SERVER_SEQ.fetch_add(1, Ordering::SeqCst);
+    let log_path = cwd.join(format!("exit-run-{seq}.log"));
+    let log = std::fs::File::create(&log_path).expect("create run log");
+    let log2 = log.try_clone().expect("clone log handle");
+    let mut child = Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {bin:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(START_POLL);
+    };
+    let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    (status, out)
+}
