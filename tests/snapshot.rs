@@ -509,3 +509,96 @@ fn flush_and_swapdb_during_a_snapshot_keep_the_cut() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn clients_get_loading_until_the_dump_is_loaded() {
+    let dir = tempdir("loading");
+    let d = dir.to_str().unwrap().to_string();
+    let n = 1_000_000usize;
+    {
+        let s = Server::ringkv(2, &["--dir", &d]);
+        let mut con = s.client();
+        for start in (0..n).step_by(5000) {
+            let mut p = redis::pipe();
+            for i in start..(start + 5000).min(n) {
+                p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+            }
+            p.query::<()>(&mut con).unwrap();
+        }
+        let r: String = redis::cmd("SAVE").query(&mut con).unwrap();
+        assert_eq!(r, "OK");
+    }
+    // Start on the dump and poll at once: the listeners are up before the
+    // load starts, so the first replies are -LOADING.
+    let bin = env!("CARGO_BIN_EXE_ringkv");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--no-pin",
+            "--shards",
+            "2",
+            "--save",
+            "",
+            "--dir",
+            &d,
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut saw_loading = false;
+    let mut saw_info_loading = false;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never finished loading"
+        );
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "server exited while loading"
+        );
+        let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+            continue;
+        };
+        let Ok(mut con) = c.get_connection_with_timeout(Duration::from_millis(200)) else {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        };
+        match run(&mut con, &["GET", "k1"]) {
+            Reply::Err(e) => {
+                assert!(e.starts_with("LOADING"), "{e}");
+                saw_loading = true;
+                // INFO is allowed while loading and says so.
+                let text: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query(&mut con)
+                    .unwrap();
+                saw_info_loading |= text.contains("loading:1");
+            }
+            Reply::Ok(v) => {
+                assert_eq!(v, bulk("1"));
+                break;
+            }
+        }
+    }
+    assert!(
+        saw_loading,
+        "no command was answered -LOADING during a 1M-key load"
+    );
+    assert!(saw_info_loading, "INFO never reported loading:1");
+    let mut con = client_at(port);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, n as i64);
+    assert_eq!(info_field(&mut con, "loading"), "0");
+    assert_eq!(
+        info_field(&mut con, "rdb_last_load_keys_loaded"),
+        n.to_string()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
