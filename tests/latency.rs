@@ -518,3 +518,27 @@ fn monitor_streams_other_clients_commands() {
         assert_eq!(ok(con, &["get", &a]), bulk("3"));
     });
 }
+
+#[test]
+fn reset_leaves_monitor_mode() {
+    each_shards(|srv, con| {
+        let (a, _) = spread_keys();
+        let mut mon = srv.raw_conn();
+        mon.send(&resp_cmd(&[b"MONITOR"]));
+        mon.expect(b"+OK\r\n");
+        mon.send(&resp_cmd(&[b"RESET"]));
+        mon.expect(b"+RESET\r\n");
+        ok(con, &["set", &a, "after-reset"]);
+        let out = mon.read_idle(
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_secs(2),
+        );
+        assert!(
+            out.is_empty(),
+            "a reset client still gets monitor lines: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        mon.send(&resp_cmd(&[b"PING"]));
+        mon.expect(b"+PONG\r\n");
+    });
+}

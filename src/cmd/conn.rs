@@ -345,6 +345,8 @@ fn reset(c: &mut SrvCtx, _args: &[&[u8]]) {
     c.conn.no_evict = false;
     c.conn.authed = c.sh.cfg.requirepass.is_none();
     c.conn.user = "default".into();
+    // RESET also leaves monitor mode.
+    crate::metrics::monitor::unregister(c.sh, c.conn.id);
     c.out.simple("RESET");
 }
 

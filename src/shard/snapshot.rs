@@ -60,7 +60,8 @@ impl SnapOut {
         if self.buf.is_empty() || self.failed {
             return;
         }
-        let b = std::mem::replace(&mut self.buf, Vec::with_capacity(persist::CHUNK + 1024));
+        let fresh = self.link.buffer();
+        let b = std::mem::replace(&mut self.buf, fresh);
         self.link.inflight.fetch_add(b.len(), Ordering::Relaxed);
         if self.link.tx.send(WMsg::Chunk(b)).is_err() {
             self.failed = true;
@@ -83,7 +84,7 @@ impl Keyspace {
             .map(|d| d.main.version())
             .unwrap_or(0)
             .wrapping_add(1);
-        let mut buf = Vec::with_capacity(persist::CHUNK + 1024);
+        let mut buf = link.buffer();
         for (i, d) in self.dbs.iter_mut().enumerate() {
             d.main.set_version(ver);
             if !d.main.is_empty() {
