@@ -405,6 +405,32 @@ fn intset_blob(s: &set::Set, width: u8) -> Vec<u8> {
     b
 }
 
+/// One quicklist node: a packed-node marker and its listpack.
+fn write_list_node<'a>(
+    out: &mut Vec<u8>,
+    count: usize,
+    elems: impl Iterator<Item = list::Elem<'a>>,
+    compress: bool,
+) {
+    write_len(out, QUICKLIST_NODE_PACKED);
+    let mut lp = ListpackWriter::with_capacity(count * 4);
+    for e in elems {
+        match e {
+            list::Elem::Int(n) => lp.push_int(n),
+            list::Elem::Str(b) => lp.push(b),
+        }
+    }
+    write_string(out, &lp.finish(), compress);
+}
+
+/// One member of a hashtable set, as a string.
+fn write_set_member(out: &mut Vec<u8>, m: set::Member, tmp: &mut itoa::Buffer, compress: bool) {
+    match m {
+        set::Member::Str(b) => write_string(out, b, compress),
+        set::Member::Int(x) => write_string(out, tmp.format(x).as_bytes(), compress),
+    }
+}
+
 /// Appends the value body (without the type byte), exactly as Redis 7.0's
 /// `rdbSaveObject` would for the same value.
 pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
@@ -418,15 +444,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
             let nodes = l.rdb_nodes();
             write_len(out, nodes.len() as u64);
             for (count, elems) in nodes {
-                write_len(out, QUICKLIST_NODE_PACKED);
-                let mut lp = ListpackWriter::with_capacity(count * 4);
-                for e in elems {
-                    match e {
-                        list::Elem::Int(n) => lp.push_int(n),
-                        list::Elem::Str(b) => lp.push(b),
-                    }
-                }
-                write_string(out, &lp.finish(), compress);
+                write_list_node(out, count, elems, compress);
             }
         }
         Value::Hash(h) => {
@@ -442,25 +460,32 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
                 }
                 write_string(out, &lp.finish(), compress);
             } else {
+                // In SCAN order, as the piecewise writer goes.
                 write_len(out, h.len() as u64);
                 let mut tmp = itoa::Buffer::new();
-                for (f, v) in h.iter() {
-                    write_string(out, f.as_bytes(&mut tmp), compress);
-                    write_string(out, v.as_bytes(&mut tmp), compress);
+                let mut c = 0;
+                loop {
+                    c = h.scan(c, |f, v| {
+                        write_string(out, f.as_bytes(&mut tmp), compress);
+                        write_string(out, v.as_bytes(&mut tmp), compress);
+                    });
+                    if c == 0 {
+                        break;
+                    }
                 }
             }
         }
         Value::Set(s) => match s.intset_width() {
             Some(w) => write_string(out, &intset_blob(s, w), compress),
             None => {
+                // In SCAN order, as the piecewise writer goes.
                 write_len(out, s.len() as u64);
                 let mut tmp = itoa::Buffer::new();
-                for m in s.iter() {
-                    match m {
-                        set::Member::Str(b) => write_string(out, b, compress),
-                        set::Member::Int(x) => {
-                            write_string(out, tmp.format(x).as_bytes(), compress)
-                        }
+                let mut c = 0;
+                loop {
+                    c = s.scan(c, |m| write_set_member(out, m, &mut tmp, compress));
+                    if c == 0 {
+                        break;
                     }
                 }
             }
@@ -483,6 +508,117 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
             }
         }
     }
+}
+
+/// Elements (or list nodes) per piece when a big value is written in
+/// pieces, and the size from which it is.
+const PIECE: usize = 256;
+const LIST_PIECE: usize = 8;
+const BIG_ELEMS: usize = 2048;
+const BIG_NODES: usize = 64;
+
+/// For a value big enough to be written in pieces (a hashtable hash or
+/// set, a skiplist zset, a list of many nodes), the number of units to
+/// write (elements, or list nodes); None for everything else.
+pub fn piece_units(v: &Value) -> Option<usize> {
+    match v {
+        Value::Hash(h) if !h.is_compact() && h.len() >= BIG_ELEMS => Some(h.len()),
+        Value::Set(st) if st.intset_width().is_none() && st.len() >= BIG_ELEMS => Some(st.len()),
+        Value::ZSet(z) if !z.is_listpack() && z.len() >= BIG_ELEMS => Some(z.len()),
+        Value::List(l) if l.rdb_nodes().len() >= BIG_NODES => Some(l.rdb_nodes().len()),
+        _ => None,
+    }
+}
+
+/// Writes one piece of a value body: with `pos` None the first one (and
+/// the length header), then from the position the previous call returned.
+/// Returns the next position, or None when the body is complete. Written
+/// in order on an unchanged value, the pieces are exactly the bytes
+/// [`write_value`] produces. Positions are a SCAN cursor for hashtables
+/// (so each piece costs its own size, not the elements before it), a node
+/// index for lists and a rank for sorted sets.
+pub fn write_value_piece(
+    out: &mut Vec<u8>,
+    v: &Value,
+    compress: bool,
+    pos: Option<u64>,
+) -> Option<u64> {
+    let Some(total) = piece_units(v) else {
+        if pos.is_none() {
+            write_value(out, v, compress);
+        }
+        return None;
+    };
+    if pos.is_none() {
+        write_len(out, total as u64);
+    }
+    let pos = pos.unwrap_or(0);
+    let mut tmp = itoa::Buffer::new();
+    match v {
+        Value::List(l) => {
+            let pos = pos as usize;
+            let end = (pos + LIST_PIECE).min(total);
+            for (count, elems) in l.rdb_nodes().skip(pos).take(end - pos) {
+                write_list_node(out, count, elems, compress);
+            }
+            (end < total).then_some(end as u64)
+        }
+        Value::ZSet(z) => {
+            // Highest score first: ranks total-end .. total-pos, descending.
+            let pos = pos as usize;
+            let end = (pos + PIECE).min(total);
+            z.range(total - end, total - pos, true, |m, sc| {
+                write_string(out, m, compress);
+                write_binary_double(out, sc);
+            });
+            (end < total).then_some(end as u64)
+        }
+        Value::Hash(h) => {
+            let (mut c, mut n) = (pos, 0);
+            while n < PIECE {
+                c = h.scan(c, |f, val| {
+                    write_string(out, f.as_bytes(&mut tmp), compress);
+                    write_string(out, val.as_bytes(&mut tmp), compress);
+                    n += 1;
+                });
+                if c == 0 {
+                    return None;
+                }
+            }
+            Some(c)
+        }
+        Value::Set(st) => {
+            let (mut c, mut n) = (pos, 0);
+            while n < PIECE {
+                c = st.scan(c, |m| {
+                    write_set_member(out, m, &mut tmp, compress);
+                    n += 1;
+                });
+                if c == 0 {
+                    return None;
+                }
+            }
+            Some(c)
+        }
+        Value::Str(_) => None,
+    }
+}
+
+/// Appends the start of a key record written in pieces: [EXPIRETIME_MS]
+/// type key (the body follows with [`write_value_piece`]).
+pub fn write_entry_head(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    v: &Value,
+    expire_ms: Option<u64>,
+    compress: bool,
+) {
+    if let Some(ms) = expire_ms {
+        out.push(OP_EXPIRETIME_MS);
+        out.extend_from_slice(&ms.to_le_bytes());
+    }
+    out.push(value_type(v));
+    write_string(out, key, compress);
 }
 
 /// Appends one key record: `[OP_EXPIRETIME_MS + 8-byte LE ms] type key
@@ -1540,6 +1676,52 @@ mod tests {
         }
         if !differences.is_empty() {
             eprintln!("DUMP differences (allowed): {differences:#?}");
+        }
+    }
+
+    #[test]
+    fn pieces_concatenate_to_the_whole_value() {
+        let mut h = hash::Hash::new();
+        let mut st = set::Set::new();
+        let mut z = crate::types::zset::ZSet::new();
+        let mut l = list::List::new(-2);
+        for i in 0..5000 {
+            let f = format!("field:{i}");
+            h.set(f.as_bytes(), format!("v{i}").as_bytes(), 512, 64);
+            st.add(f.as_bytes(), 512);
+            z.add(
+                f.as_bytes(),
+                i as f64 * 0.5,
+                crate::types::zset::AddFlags::default(),
+                crate::types::zset::Limits {
+                    max_entries: 128,
+                    max_value: 64,
+                },
+            );
+            l.push_back(f.as_bytes());
+            l.push_back(i.to_string().as_bytes());
+        }
+        for i in 0..60_000 {
+            l.push_back(format!("more:{i}").as_bytes());
+        }
+        for v in [
+            Value::Hash(Box::new(h)),
+            Value::Set(Box::new(st)),
+            Value::ZSet(Box::new(z)),
+            Value::List(Box::new(l)),
+        ] {
+            assert!(piece_units(&v).is_some(), "{}", v.type_name());
+            let mut whole = Vec::new();
+            write_value(&mut whole, &v, true);
+            let mut pieces = Vec::new();
+            let mut pos = None;
+            let mut n = 0;
+            while let Some(next) = write_value_piece(&mut pieces, &v, true, pos) {
+                pos = Some(next);
+                n += 1;
+            }
+            assert!(n > 1);
+            assert_eq!(whole, pieces, "{}", v.type_name());
         }
     }
 }

@@ -26,6 +26,38 @@ use crate::persist::{self, SnapLink, WMsg};
 use crate::rdb::encode;
 use crate::types::Value;
 
+/// A big value (a hashtable hash or set, a skiplist zset, a long list)
+/// met by the cursor, serialized a piece per step so that no single step
+/// stalls the shard. It cannot change meanwhile: a write to it first
+/// finishes it ([`Keyspace::pre_write`]).
+struct BigJob {
+    db: usize,
+    key: Vec<u8>,
+    /// The whole record so far (SELECTDB, expiry, type, key, body).
+    buf: Vec<u8>,
+    /// Where the next piece starts (None: at the length header).
+    pos: Option<u64>,
+}
+
+/// Writes the next piece of `job`; returns true when the record is complete.
+fn run_piece(job: &mut BigJob, dbs: &[super::keyspace::Db], compress: bool) -> bool {
+    match dbs[job.db].main.get(&job.key) {
+        Some(v) => match encode::write_value_piece(&mut job.buf, v, compress, job.pos) {
+            Some(p) => {
+                job.pos = Some(p);
+                false
+            }
+            None => true,
+        },
+        // Unreachable (deleting the key finishes the job first); dropping
+        // the half record keeps the file valid.
+        None => {
+            job.buf.clear();
+            true
+        }
+    }
+}
+
 /// A shard's running snapshot.
 pub struct SnapOut {
     pub ver: u8,
@@ -38,6 +70,8 @@ pub struct SnapOut {
     cursor: u64,
     /// The writer went away (error or shutdown): stop serializing.
     failed: bool,
+    /// Big values being serialized piece by piece.
+    big: std::collections::VecDeque<BigJob>,
 }
 
 impl SnapOut {
@@ -53,6 +87,52 @@ impl SnapOut {
         self.keys += 1;
         if self.buf.len() >= persist::CHUNK {
             self.flush();
+        }
+    }
+
+    /// The cursor's variant of [`SnapOut::emit`]: a big value becomes a
+    /// job written piece by piece.
+    fn emit_or_defer(&mut self, db: usize, key: &[u8], v: &Value, exp: Option<u64>) {
+        if self.failed {
+            return;
+        }
+        if encode::piece_units(v).is_none() {
+            return self.emit(db, key, v, exp);
+        }
+        let mut buf = Vec::with_capacity(persist::CHUNK);
+        encode::write_select_db(&mut buf, db);
+        encode::write_entry_head(&mut buf, key, v, exp, self.compress);
+        self.keys += 1;
+        self.big.push_back(BigJob {
+            db,
+            key: key.to_vec(),
+            buf,
+            pos: None,
+        });
+    }
+
+    /// Hands a finished big record to the writer.
+    fn send_record(&mut self, buf: Vec<u8>) {
+        if buf.is_empty() || self.failed {
+            return;
+        }
+        self.link.inflight.fetch_add(buf.len(), Ordering::Relaxed);
+        if self.link.tx.send(WMsg::Chunk(buf)).is_err() {
+            self.failed = true;
+        }
+    }
+
+    /// Completes the big jobs `pick` selects (before their keys change).
+    fn finish_jobs(&mut self, dbs: &[super::keyspace::Db], pick: impl Fn(&BigJob) -> bool) {
+        let mut i = 0;
+        while i < self.big.len() {
+            if pick(&self.big[i]) {
+                let mut job = self.big.remove(i).expect("job");
+                while !run_piece(&mut job, dbs, self.compress) {}
+                self.send_record(job.buf);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -102,6 +182,7 @@ impl Keyspace {
             cursor_db: 0,
             cursor: 0,
             failed: false,
+            big: std::collections::VecDeque::new(),
         }));
     }
 
@@ -110,6 +191,9 @@ impl Keyspace {
     #[inline]
     pub(crate) fn pre_write(&mut self, db: usize, key: &[u8]) {
         if let Some(s) = self.snap.as_deref_mut() {
+            if !s.big.is_empty() {
+                s.finish_jobs(&self.dbs, |j| j.db == db && j.key == key);
+            }
             let d = &mut self.dbs[db];
             if let Some((k, v)) = d.main.mark(key, s.ver) {
                 let exp = if d.expires.is_empty() {
@@ -128,6 +212,7 @@ impl Keyspace {
         let Some(s) = self.snap.as_deref_mut() else {
             return;
         };
+        s.finish_jobs(&self.dbs, |j| j.db == db);
         let d = &mut self.dbs[db];
         let expires = &d.expires;
         let mut c = 0;
@@ -153,7 +238,22 @@ impl Keyspace {
             return true;
         };
         let mut n = 0u32;
-        while s.cursor_db < self.dbs.len() && !s.failed {
+        while !s.failed {
+            if let Some(job) = s.big.front_mut() {
+                if run_piece(job, &self.dbs, s.compress) {
+                    let job = s.big.pop_front().expect("job");
+                    s.send_record(job.buf);
+                }
+                if let Some(dl) = deadline {
+                    if Instant::now() >= dl {
+                        return false;
+                    }
+                }
+                continue;
+            }
+            if s.cursor_db >= self.dbs.len() {
+                break;
+            }
             let db = s.cursor_db;
             let d = &mut self.dbs[db];
             let expires = &d.expires;
@@ -163,7 +263,7 @@ impl Keyspace {
                 } else {
                     expires.get(k).copied()
                 };
-                s.emit(db, k, v, exp);
+                s.emit_or_defer(db, k, v, exp);
             });
             if s.cursor == 0 {
                 s.cursor_db += 1;
@@ -310,6 +410,210 @@ impl Shard {
                     persist::shard_loaded(&self.g);
                     return false;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::keyspace::EncCfg;
+    use crate::types::{hash, list, set, zset, Str};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Arc, Mutex};
+
+    const N: usize = 5000;
+
+    fn link() -> (SnapLink, std::sync::mpsc::Receiver<WMsg>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cfg = persist::SnapCfg {
+            dir: std::env::temp_dir(),
+            dbfilename: "unused.rdb".into(),
+            compress: true,
+            checksum: false,
+            cpu_share: 100,
+            max_bps: 0,
+        };
+        let link = SnapLink {
+            tx,
+            inflight: Arc::new(AtomicUsize::new(0)),
+            cfg,
+            pool: Arc::new(Mutex::new(Vec::new())),
+        };
+        (link, rx)
+    }
+
+    /// A value's contents in a canonical order.
+    fn contents(v: &Value) -> Vec<String> {
+        let mut tmp = itoa::Buffer::new();
+        let mut out: Vec<String> = match v {
+            Value::Hash(h) => h
+                .iter()
+                .map(|(f, x)| {
+                    let f = String::from_utf8_lossy(f.as_bytes(&mut tmp)).into_owned();
+                    format!("{f}={}", String::from_utf8_lossy(x.as_bytes(&mut tmp)))
+                })
+                .collect(),
+            Value::Set(s) => s
+                .iter()
+                .map(|m| match m {
+                    set::Member::Int(x) => x.to_string(),
+                    set::Member::Str(b) => String::from_utf8_lossy(b).into_owned(),
+                })
+                .collect(),
+            Value::ZSet(z) => {
+                let mut r = Vec::new();
+                z.range(0, z.len(), false, |m, s| {
+                    r.push(format!("{}:{s}", String::from_utf8_lossy(m)))
+                });
+                return r;
+            }
+            Value::List(l) => {
+                return l
+                    .iter()
+                    .map(|e| match e {
+                        list::Elem::Int(x) => x.to_string(),
+                        list::Elem::Str(b) => String::from_utf8_lossy(b).into_owned(),
+                    })
+                    .collect()
+            }
+            Value::Str(s) => vec![format!("{s:?}")],
+        };
+        out.sort();
+        out
+    }
+
+    fn big_values() -> Vec<(&'static [u8], Value)> {
+        let mut h = hash::Hash::new();
+        let mut st = set::Set::new();
+        let mut z = zset::ZSet::new();
+        let mut l = list::List::new(4);
+        let lim = zset::Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        for i in 0..N {
+            let m = format!("member:{i}");
+            h.set(m.as_bytes(), i.to_string().as_bytes(), 512, 64);
+            st.add(m.as_bytes(), 512);
+            z.add(m.as_bytes(), i as f64 / 3.0, zset::AddFlags::default(), lim);
+            l.push_back(m.as_bytes());
+        }
+        vec![
+            (b"big:h", Value::Hash(Box::new(h))),
+            (b"big:s", Value::Set(Box::new(st))),
+            (b"big:z", Value::ZSet(Box::new(z))),
+            (b"big:l", Value::List(Box::new(l))),
+        ]
+    }
+
+    /// Changes (or, for `del`, deletes) a big value through the keyspace,
+    /// as a command would.
+    fn mutate(ks: &mut Keyspace, key: &[u8], round: usize, del: bool) {
+        if del {
+            assert!(ks.delete(0, key));
+            return;
+        }
+        let lim = zset::Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let m = format!("new:{round}");
+        match ks.get_mut(0, key).expect("key") {
+            Value::Hash(h) => {
+                h.set(m.as_bytes(), b"1", 512, 64);
+                h.remove(b"member:7");
+            }
+            Value::Set(s) => {
+                s.add(m.as_bytes(), 512);
+                s.remove(b"member:9");
+            }
+            Value::ZSet(z) => {
+                z.add(m.as_bytes(), -1.0, zset::AddFlags::default(), lim);
+            }
+            Value::List(l) => l.push_back(m.as_bytes()),
+            Value::Str(_) => unreachable!(),
+        }
+        ks.touch_write(1);
+    }
+
+    /// Every big value is changed while its piecewise job is half done
+    /// (and one is deleted): the snapshot holds them as they were at the
+    /// cut, and the small keys around them too.
+    #[test]
+    fn big_values_changed_mid_piece_keep_the_cut() {
+        for del_key in [None, Some(&b"big:z"[..]), Some(&b"big:l"[..])] {
+            let mut ks = Keyspace::new(1);
+            for i in 0..300 {
+                let k = format!("small:{i}");
+                ks.set(0, k.as_bytes(), Value::Str(Str::from_bytes(b"v")), false);
+            }
+            let mut expect = std::collections::HashMap::new();
+            for (k, v) in big_values() {
+                expect.insert(k.to_vec(), contents(&v));
+                ks.set(0, k, v, false);
+            }
+            let (link, rx) = link();
+            ks.snap_begin(link);
+            let mut mid_job = 0;
+            let mut round = 0;
+            loop {
+                // An expired deadline: one piece (or cursor batch) a step.
+                let done = ks.snap_step(Some(Instant::now()));
+                if done {
+                    break;
+                }
+                round += 1;
+                assert!(round < 100_000, "snapshot does not progress");
+                let job = ks
+                    .snap
+                    .as_ref()
+                    .and_then(|s| s.big.front())
+                    .filter(|j| j.pos.is_some())
+                    .map(|j| j.key.clone());
+                if let Some(k) = job {
+                    mid_job += 1;
+                    mutate(&mut ks, &k, round, del_key == Some(&k[..]));
+                    // A change after the record is complete is not in it.
+                    if del_key != Some(&k[..]) {
+                        mutate(&mut ks, &k, round + 1, false);
+                    }
+                }
+            }
+            assert_eq!(mid_job, 4, "every big value is changed mid-job once");
+            // The file: header, every chunk, trailer; loaded with the
+            // real loader.
+            let mut file = Vec::new();
+            encode::write_header(&mut file, &Default::default());
+            let mut keys = None;
+            for m in rx.try_iter() {
+                match m {
+                    WMsg::Chunk(c) => file.extend_from_slice(&c),
+                    WMsg::Done { keys: k } => keys = Some(k),
+                }
+            }
+            assert_eq!(keys, Some(304));
+            file.extend_from_slice(&encode::trailer(0, false));
+            let mut got = std::collections::HashMap::new();
+            let mut small = 0;
+            crate::rdb::decode::load(&file, &EncCfg::default(), 16, |e| {
+                if e.key.starts_with(b"small:") {
+                    small += 1;
+                } else {
+                    got.insert(e.key.clone(), contents(&e.value));
+                }
+                Ok(())
+            })
+            .expect("the snapshot loads");
+            assert_eq!(small, 300);
+            assert_eq!(got.len(), 4);
+            for (k, v) in &expect {
+                assert!(
+                    got.get(k) == Some(v),
+                    "{} differs",
+                    String::from_utf8_lossy(k)
+                );
             }
         }
     }
