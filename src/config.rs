@@ -65,6 +65,7 @@ pub static PARAMS: &[Param] = &[
     p("loglevel", "notice", Kind::Enum(LOGLEVELS), true),
     p("logfile", "", Kind::Str, false),
     p("daemonize", "no", Kind::Bool, false),
+    p("disable-thp", "yes", Kind::Bool, false),
     p(
         "supervised",
         "no",
@@ -78,6 +79,7 @@ pub static PARAMS: &[Param] = &[
     p("save", "3600 1 300 100 60 10000", Kind::List, true),
     p("rdbcompression", "yes", Kind::Bool, true),
     p("rdbchecksum", "yes", Kind::Bool, true),
+    p("bgsave_cpulist", "", Kind::Str, false),
     p("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
     // ringkv: pacing of fork-free snapshots (see src/persist.rs).
     p("snapshot-cpu-share", "25", Kind::Int(1, 100), true),

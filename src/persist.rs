@@ -190,6 +190,9 @@ impl SnapCfg {
 /// Messages from the shards to the writer thread.
 pub enum WMsg {
     Chunk(Vec<u8>),
+    /// One record in several buffers, written back to back (no other
+    /// shard's chunk between them).
+    Record(Vec<Vec<u8>>),
     /// A shard finished its part; `keys` it serialized.
     Done {
         keys: u64,
@@ -253,6 +256,13 @@ pub fn start_writer(
             unsafe {
                 let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
                 libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+            }
+            // Spawned by a pinned shard, it would share that shard's CPU;
+            // it may use any of the process's CPUs (or bgsave_cpulist).
+            if let Err(e) = crate::server::run_on(&g2.bgsave_cpus) {
+                crate::log::warn(&format!(
+                    "bgsave_cpulist: can't set the RDB writer's CPUs: {e}"
+                ));
             }
             let t0 = Instant::now();
             let seq = g2.persist.seq.fetch_add(1, Ordering::Relaxed);
@@ -367,6 +377,10 @@ fn write_snapshot(
                 WMsg::Chunk(c) => {
                     batch_bytes += c.len();
                     batch.push(c);
+                }
+                WMsg::Record(segs) => {
+                    batch_bytes += segs.iter().map(Vec::len).sum::<usize>();
+                    batch.extend(segs);
                 }
                 WMsg::Done { keys: k } => {
                     done += 1;

@@ -1165,3 +1165,38 @@ fn redis_cli_set_get_and_stdin_pipe() {
         "OK\n2\n2\n2\nhello\n\n4\n2xyz\n"
     );
 }
+
+/// `disable-thp yes` (the default, as in Redis 7.0) turns transparent huge
+/// pages off for the process (prctl PR_SET_THP_DISABLE); `no` leaves them.
+#[test]
+fn disable_thp_sets_the_process_flag() {
+    let thp = |pid: u32| -> Option<String> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_string())
+    };
+    if thp(std::process::id()).is_none() {
+        eprintln!("SKIPPED: this kernel does not report THP_enabled");
+        return;
+    }
+    let s = Server::ringkv(1, &[]);
+    assert_eq!(thp(s.pid()).as_deref(), Some("0"));
+    let mut c = s.client();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("disable-thp")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, vec!["disable-thp".to_string(), "yes".to_string()]);
+    let e: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("disable-thp")
+        .arg("no")
+        .query(&mut c);
+    assert!(e.is_err(), "disable-thp is immutable at run time");
+    drop(s);
+    let s = Server::ringkv(1, &["--disable-thp", "no"]);
+    assert_eq!(thp(s.pid()).as_deref(), Some("1"));
+}

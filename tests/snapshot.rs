@@ -763,3 +763,80 @@ fn clients_get_loading_until_the_dump_is_loaded() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The CPUs the `rdb-writer` thread of process `pid` may run on, while a
+/// snapshot runs (None when no writer thread is there).
+fn writer_cpus(pid: u32) -> Option<String> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "rdb-writer" {
+            let st = std::fs::read_to_string(t.path().join("status")).ok()?;
+            return st
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+        }
+    }
+    None
+}
+
+/// The snapshot writer is not stuck on the CPU of the shard that started
+/// it: it may run on every CPU the process may use, or on
+/// `bgsave_cpulist`; a bad list stops the start-up.
+#[test]
+fn the_writer_runs_on_bgsave_cpulist() {
+    let own: String = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    for (extra, expect) in [(None, own.as_str()), (Some("0"), "0")] {
+        let dir = tempdir("cpus");
+        let d = dir.to_str().unwrap().to_string();
+        let mut args = vec![
+            "--dir",
+            &d,
+            "--cpus",
+            "0",
+            "--snapshot-max-bytes-per-sec",
+            "1mb",
+        ];
+        if let Some(l) = extra {
+            args.extend(["--bgsave_cpulist", l]);
+        }
+        let s = Server::ringkv(1, &args);
+        let mut con = s.client();
+        fill(&mut con, 20_000);
+        let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+        let t0 = Instant::now();
+        let seen = loop {
+            if let Some(c) = writer_cpus(s.pid()) {
+                break c;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no rdb-writer thread seen"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert_eq!(seen, expect, "bgsave_cpulist {extra:?}");
+        wait_bgsave_done(&mut con, Duration::from_secs(60));
+        assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+        drop(con);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ringkv"))
+        .args(["--port", "0", "--save", "", "--bgsave_cpulist", "0-x"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bgsave_cpulist"));
+}

@@ -28,6 +28,9 @@ pub struct Global {
     pub run_id: String,
     pub io: IoKind,
     pub cpus: Vec<Option<usize>>,
+    /// CPUs the snapshot writer thread runs on: `bgsave_cpulist`, or every
+    /// CPU the process was allowed at start (not just its shard's CPU).
+    pub bgsave_cpus: Vec<usize>,
     pub port: u16,
     pub config_file: Option<String>,
     /// Stats reset time for INFO/CONFIG RESETSTAT bookkeeping.
@@ -113,6 +116,26 @@ pub fn pin_to(cpu: usize) -> std::io::Result<()> {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Lets the calling thread run on any of `cpus` (an empty list changes
+/// nothing).
+pub fn run_on(cpus: &[usize]) -> std::io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is plain data; we pass its exact size and only set
+    // CPUs below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+            libc::CPU_SET(c, &mut set);
+        }
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -281,8 +304,28 @@ pub fn fd_addr(fd: i32, peer: bool) -> String {
 }
 
 /// Starts the server and blocks until it shuts down. Returns the exit code.
+/// Turns transparent huge pages off for this process, as Redis does with
+/// `disable-thp yes`: mimalloc asks for huge pages on its arenas, and a
+/// first touch of one zeroes 2 MiB at once (milliseconds on a busy or
+/// virtualized host), stalling whatever command or snapshot step touched
+/// it. Failing (an old kernel) is harmless.
+fn disable_thp() {
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process's mm;
+    // the unused arguments are zero as the man page asks.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if r != 0 {
+        crate::log::warn(&format!(
+            "could not disable transparent huge pages: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
 pub fn run(cfg: Config) -> i32 {
     crate::clock::init();
+    if cfg.get("disable-thp") == "yes" {
+        disable_thp();
+    }
     let allowed = allowed_cpus();
     let cpu_list = cfg.cpus.clone().unwrap_or_else(|| allowed.clone());
     let nshards = cfg.shards.unwrap_or(cpu_list.len()).max(1);
@@ -367,6 +410,22 @@ pub fn run(cfg: Config) -> i32 {
             .collect()
     };
     let config_file = cfg.file.clone();
+    let bgsave_cpus = match cfg.get("bgsave_cpulist") {
+        "" => allowed.clone(),
+        list => match crate::config::parse_cpu_list(list) {
+            Ok(l) if l.iter().all(|c| allowed.contains(c)) => l,
+            Ok(l) => {
+                crate::log::warn(&format!(
+                    "bgsave_cpulist {l:?}: not all of these CPUs are available to this process (allowed: {allowed:?})"
+                ));
+                return 1;
+            }
+            Err(e) => {
+                crate::log::warn(&format!("bgsave_cpulist: {e}"));
+                return 1;
+            }
+        },
+    };
     let g = Arc::new(Global {
         nshards,
         config: RwLock::new(cfg),
@@ -382,6 +441,7 @@ pub fn run(cfg: Config) -> i32 {
         run_id,
         io,
         cpus: cpus.clone(),
+        bgsave_cpus,
         port,
         config_file,
         stat_reset: AtomicU64::new(0),

@@ -33,16 +33,29 @@ use crate::types::Value;
 struct BigJob {
     db: usize,
     key: Vec<u8>,
-    /// The whole record so far (SELECTDB, expiry, type, key, body).
-    buf: Vec<u8>,
+    /// The record so far (SELECTDB, expiry, type, key, body) in chunk
+    /// buffers from the pool: no buffer grows to the record's size (a
+    /// multi-megabyte realloc, and fresh pages to fault in, would stall
+    /// the shard), and the writer gets them as one `WMsg::Record`.
+    segs: Vec<Vec<u8>>,
+    cur: Vec<u8>,
     /// Where the next piece starts (None: at the length header).
     pos: Option<u64>,
 }
 
 /// Writes the next piece of `job`; returns true when the record is complete.
-fn run_piece(job: &mut BigJob, dbs: &[super::keyspace::Db], compress: bool) -> bool {
+fn run_piece(
+    job: &mut BigJob,
+    dbs: &[super::keyspace::Db],
+    compress: bool,
+    link: &SnapLink,
+) -> bool {
+    if job.cur.len() >= persist::CHUNK / 2 {
+        let full = std::mem::replace(&mut job.cur, link.buffer());
+        job.segs.push(full);
+    }
     match dbs[job.db].main.get(&job.key) {
-        Some(v) => match encode::write_value_piece(&mut job.buf, v, compress, job.pos) {
+        Some(v) => match encode::write_value_piece(&mut job.cur, v, compress, job.pos) {
             Some(p) => {
                 job.pos = Some(p);
                 false
@@ -52,7 +65,8 @@ fn run_piece(job: &mut BigJob, dbs: &[super::keyspace::Db], compress: bool) -> b
         // Unreachable (deleting the key finishes the job first); dropping
         // the half record keeps the file valid.
         None => {
-            job.buf.clear();
+            job.segs.clear();
+            job.cur.clear();
             true
         }
     }
@@ -99,25 +113,29 @@ impl SnapOut {
         if encode::piece_units(v).is_none() {
             return self.emit(db, key, v, exp);
         }
-        let mut buf = Vec::with_capacity(persist::CHUNK);
-        encode::write_select_db(&mut buf, db);
-        encode::write_entry_head(&mut buf, key, v, exp, self.compress);
+        let mut cur = self.link.buffer();
+        encode::write_select_db(&mut cur, db);
+        encode::write_entry_head(&mut cur, key, v, exp, self.compress);
         self.keys += 1;
         self.big.push_back(BigJob {
             db,
             key: key.to_vec(),
-            buf,
+            segs: Vec::new(),
+            cur,
             pos: None,
         });
     }
 
     /// Hands a finished big record to the writer.
-    fn send_record(&mut self, buf: Vec<u8>) {
-        if buf.is_empty() || self.failed {
+    fn send_record(&mut self, job: BigJob) {
+        let mut segs = job.segs;
+        segs.push(job.cur);
+        let n: usize = segs.iter().map(Vec::len).sum();
+        if n == 0 || self.failed {
             return;
         }
-        self.link.inflight.fetch_add(buf.len(), Ordering::Relaxed);
-        if self.link.tx.send(WMsg::Chunk(buf)).is_err() {
+        self.link.inflight.fetch_add(n, Ordering::Relaxed);
+        if self.link.tx.send(WMsg::Record(segs)).is_err() {
             self.failed = true;
         }
     }
@@ -128,8 +146,8 @@ impl SnapOut {
         while i < self.big.len() {
             if pick(&self.big[i]) {
                 let mut job = self.big.remove(i).expect("job");
-                while !run_piece(&mut job, dbs, self.compress) {}
-                self.send_record(job.buf);
+                while !run_piece(&mut job, dbs, self.compress, &self.link) {}
+                self.send_record(job);
             } else {
                 i += 1;
             }
@@ -240,9 +258,9 @@ impl Keyspace {
         let mut n = 0u32;
         while !s.failed {
             if let Some(job) = s.big.front_mut() {
-                if run_piece(job, &self.dbs, s.compress) {
+                if run_piece(job, &self.dbs, s.compress, &s.link) {
                     let job = s.big.pop_front().expect("job");
-                    s.send_record(job.buf);
+                    s.send_record(job);
                 }
                 if let Some(dl) = deadline {
                     if Instant::now() >= dl {
@@ -590,6 +608,7 @@ mod tests {
             for m in rx.try_iter() {
                 match m {
                     WMsg::Chunk(c) => file.extend_from_slice(&c),
+                    WMsg::Record(segs) => segs.iter().for_each(|c| file.extend_from_slice(c)),
                     WMsg::Done { keys: k } => keys = Some(k),
                 }
             }
