@@ -542,3 +542,72 @@ fn reset_leaves_monitor_mode() {
         mon.expect(b"+PONG\r\n");
     });
 }
+
+/// INFO's `# Shards` section: one line per shard with its keys, commands,
+/// rates over the last samples, event-loop figures and cross-shard
+/// messages, consistent with what the test did.
+#[test]
+fn info_shards_reports_per_shard_figures() {
+    if std::env::var("RINGKV_TEST_BIN").is_ok() {
+        eprintln!("SKIPPED: # Shards is ringkv's own section");
+        return;
+    }
+    let srv = Server::ringkv(2, &["--hz", "50"]);
+    let mut con = srv.client();
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    // Half a second of traffic, so the cron's samples see it.
+    while t0.elapsed() < Duration::from_millis(500) {
+        let mut p = redis::pipe();
+        for i in 0..100 {
+            p.cmd("SET")
+                .arg(format!("k:{}", (sent + i) % 1000))
+                .arg(i)
+                .ignore();
+        }
+        p.query::<()>(&mut con).unwrap();
+        sent += 100;
+    }
+    let text: String = redis::cmd("INFO").arg("shards").query(&mut con).unwrap();
+    let shards: Vec<std::collections::HashMap<String, String>> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("shard"))
+        .map(|l| {
+            l.split_once(':')
+                .unwrap()
+                .1
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(shards.len(), 2, "{text}");
+    let num = |m: &std::collections::HashMap<String, String>, k: &str| -> f64 {
+        m.get(k)
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let keys: f64 = shards.iter().map(|m| num(m, "keys")).sum();
+    assert_eq!(keys, 1000.0, "{text}");
+    let cmds: f64 = shards.iter().map(|m| num(m, "commands")).sum();
+    assert!(cmds >= sent as f64, "{text}");
+    // Keys live on both shards, so one connection's commands hop.
+    assert!(
+        shards.iter().map(|m| num(m, "msgs_sent")).sum::<f64>() > 0.0,
+        "{text}"
+    );
+    assert!(
+        shards.iter().map(|m| num(m, "ops_per_sec")).sum::<f64>() > 0.0,
+        "{text}"
+    );
+    for m in &shards {
+        assert!(num(m, "loop_iterations") > 0.0, "{text}");
+        assert!(num(m, "loops_per_sec") > 0.0, "{text}");
+        assert!(num(m, "completions_per_loop") > 0.0, "{text}");
+        assert!(num(m, "submissions_per_loop") >= 0.0, "{text}");
+    }
+}

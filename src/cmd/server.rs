@@ -873,6 +873,7 @@ struct ShardFig {
     loop_iterations: u64,
     submissions: u64,
     completions: u64,
+    rates: crate::shard::Rates,
     errors: Vec<(String, u64)>,
     total_error_replies: u64,
     conns: usize,
@@ -907,6 +908,7 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
         loop_iterations: st.loop_iterations,
         submissions: st.submissions,
         completions: st.completions,
+        rates: st.window.rates(),
         errors: st.errors.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         total_error_replies: st.total_error_replies,
         conns: sh.conns.iter().filter(|c| c.is_some()).count(),
@@ -1454,13 +1456,18 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
             kv!(
                 s,
                 format!("shard{}", f.id),
-                "cpu={cpu},keys={keys},expires={expires},commands={},connections={conns},\
-                 loop_iterations={},submissions={},completions={},msgs_sent={},msgs_received={},\
+                "cpu={cpu},keys={keys},expires={expires},commands={},ops_per_sec={},connections={conns},\
+                 loop_iterations={},loops_per_sec={},submissions={},completions={},\
+                 submissions_per_loop={:.2},completions_per_loop={:.2},msgs_sent={},msgs_received={},\
                  used_cpu_sys={},used_cpu_user={}",
                 f.total_commands,
+                f.rates.ops_per_sec,
                 f.loop_iterations,
+                f.rates.turns_per_sec,
                 f.submissions,
                 f.completions,
+                f.rates.submissions_per_turn,
+                f.rates.completions_per_turn,
                 f.msgs_sent,
                 f.msgs_received,
                 fmt_tv(f.cpu.0),

@@ -51,6 +51,64 @@ pub struct Stats {
     pub completions: u64,
     pub errors: hashbrown::HashMap<String, u64>,
     pub total_error_replies: u64,
+    /// Counter samples taken by the cron, for the per-shard rates in INFO.
+    pub window: RateWindow,
+}
+
+/// The last 16 cron samples of a shard's counters (about 1.6 s at the
+/// default hz), from which INFO's per-shard rates are computed, as Redis
+/// averages `instantaneous_ops_per_sec` over its last 16 samples.
+#[derive(Default)]
+pub struct RateWindow {
+    /// (ms, commands, loop iterations, submissions, completions).
+    samples: std::collections::VecDeque<(u64, u64, u64, u64, u64)>,
+}
+
+/// Rates over a shard's sample window.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    pub ops_per_sec: u64,
+    pub turns_per_sec: u64,
+    pub submissions_per_turn: f64,
+    pub completions_per_turn: f64,
+}
+
+impl RateWindow {
+    pub fn push(&mut self, ms: u64, counters: (u64, u64, u64, u64)) {
+        if self.samples.len() == 16 {
+            self.samples.pop_front();
+        }
+        let (a, b, c, d) = counters;
+        self.samples.push_back((ms, a, b, c, d));
+    }
+
+    /// The rates between the oldest and the newest sample (zeros until two
+    /// samples exist).
+    pub fn rates(&self) -> Rates {
+        let (Some(o), Some(n)) = (self.samples.front(), self.samples.back()) else {
+            return Rates::default();
+        };
+        let ms = n.0.saturating_sub(o.0);
+        if ms == 0 {
+            return Rates::default();
+        }
+        let per_sec =
+            |a: u64, b: u64| (b.saturating_sub(a) as f64 * 1000.0 / ms as f64).round() as u64;
+        let turns = n.2.saturating_sub(o.2);
+        let per_turn = |a: u64, b: u64| {
+            if turns == 0 {
+                0.0
+            } else {
+                b.saturating_sub(a) as f64 / turns as f64
+            }
+        };
+        Rates {
+            ops_per_sec: per_sec(o.1, n.1),
+            turns_per_sec: per_sec(o.2, n.2),
+            submissions_per_turn: per_turn(o.3, n.3),
+            completions_per_turn: per_turn(o.4, n.4),
+        }
+    }
 }
 
 /// Configuration values a shard reads on its hot path, refreshed when
@@ -1210,6 +1268,14 @@ impl Shard {
             self.save_points_cron();
         }
         let now = crate::util::now_ms();
+        let st = &mut self.stats;
+        let counters = (
+            st.total_commands,
+            st.loop_iterations,
+            st.submissions,
+            st.completions,
+        );
+        st.window.push(now, counters);
         if self.cfg.timeout_s > 0 {
             let limit = self.cfg.timeout_s * 1000;
             for i in 0..self.conns.len() {
@@ -1330,5 +1396,31 @@ impl Drop for Shard {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_the_oldest_and_newest_samples() {
+        let mut w = RateWindow::default();
+        assert_eq!(w.rates(), Rates::default());
+        w.push(1000, (0, 0, 0, 0));
+        assert_eq!(w.rates(), Rates::default());
+        w.push(1500, (500, 100, 100, 300));
+        let r = w.rates();
+        assert_eq!(r.ops_per_sec, 1000);
+        assert_eq!(r.turns_per_sec, 200);
+        assert_eq!(r.submissions_per_turn, 1.0);
+        assert_eq!(r.completions_per_turn, 3.0);
+        // Only the last 16 samples count.
+        for i in 0..16u64 {
+            w.push(2000 + i * 100, (10_000 + i * 10, 1000, 1000, 1000));
+        }
+        assert_eq!(w.rates().ops_per_sec, 100);
+        assert_eq!(w.rates().turns_per_sec, 0);
+        assert_eq!(w.rates().completions_per_turn, 0.0);
     }
 }
