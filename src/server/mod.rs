@@ -304,11 +304,12 @@ pub fn fd_addr(fd: i32, peer: bool) -> String {
 }
 
 /// Starts the server and blocks until it shuts down. Returns the exit code.
-/// Turns transparent huge pages off for this process, as Redis does with
-/// `disable-thp yes`: mimalloc asks for huge pages on its arenas, and a
-/// first touch of one zeroes 2 MiB at once (milliseconds on a busy or
-/// virtualized host), stalling whatever command or snapshot step touched
-/// it. Failing (an old kernel) is harmless.
+/// Turns transparent huge pages off for this process (`disable-thp yes`).
+/// Redis does so when the system's THP mode is `always`; ringkv does it
+/// in `madvise` mode too, because mimalloc madvises its arenas for huge
+/// pages, and a first touch of one zeroes 2 MiB at once (milliseconds on
+/// a busy or virtualized host), stalling whatever command or snapshot
+/// step touched it. Failing (an old kernel) is harmless.
 fn disable_thp() {
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process's mm;
     // the unused arguments are zero as the man page asks.
