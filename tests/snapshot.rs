@@ -68,21 +68,27 @@ fn load_from(dir: &Path, shards: usize) -> Server {
     Server::ringkv(shards, &["--dir", &d])
 }
 
-fn point_in_time(shards: usize) {
-    let dir = tempdir("pit");
-    let d = dir.to_str().unwrap().to_string();
-    // A slow, paced snapshot so that it overlaps many writes.
-    let s = Server::ringkv(
+/// A server whose snapshots are slow (1 % CPU share, `bps` bytes a
+/// second), so that they overlap many writes; it saves into `dir`.
+fn slow_snapshots(shards: usize, dir: &Path, bps: &str) -> Server {
+    let d = dir.to_str().unwrap();
+    Server::ringkv(
         shards,
         &[
             "--dir",
-            &d,
+            d,
             "--snapshot-cpu-share",
             "1",
             "--snapshot-max-bytes-per-sec",
-            "2mb",
+            bps,
         ],
-    );
+    )
+}
+
+fn point_in_time(shards: usize) {
+    let dir = tempdir("pit");
+    // A slow, paced snapshot so that it overlaps many writes.
+    let s = slow_snapshots(shards, &dir, "2mb");
     let mut con = s.client();
     fill(&mut con, 60_000);
     // Short-lived keys that expire while the snapshot runs.
@@ -463,18 +469,7 @@ fn save_points_trigger_a_background_save() {
 fn flush_and_swapdb_during_a_snapshot_keep_the_cut() {
     for shards in SHARD_COUNTS {
         let dir = tempdir("flush");
-        let d = dir.to_str().unwrap().to_string();
-        let s = Server::ringkv(
-            shards,
-            &[
-                "--dir",
-                &d,
-                "--snapshot-cpu-share",
-                "1",
-                "--snapshot-max-bytes-per-sec",
-                "1mb",
-            ],
-        );
+        let s = slow_snapshots(shards, &dir, "1mb");
         let mut con = s.client();
         fill(&mut con, 30_000);
         let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
@@ -519,18 +514,7 @@ fn flush_and_swapdb_during_a_snapshot_keep_the_cut() {
 fn big_values_changed_during_a_snapshot_keep_the_cut() {
     for shards in SHARD_COUNTS {
         let dir = tempdir("big");
-        let d = dir.to_str().unwrap().to_string();
-        let s = Server::ringkv(
-            shards,
-            &[
-                "--dir",
-                &d,
-                "--snapshot-cpu-share",
-                "1",
-                "--snapshot-max-bytes-per-sec",
-                "2mb",
-            ],
-        );
+        let s = slow_snapshots(shards, &dir, "2mb");
         let mut con = s.client();
         fill(&mut con, 20_000);
         let n = 6000usize;

@@ -631,12 +631,7 @@ pub fn write_entry(
     expire_ms: Option<u64>,
     compress: bool,
 ) {
-    if let Some(ms) = expire_ms {
-        out.push(OP_EXPIRETIME_MS);
-        out.extend_from_slice(&ms.to_le_bytes());
-    }
-    out.push(value_type(v));
-    write_string(out, key, compress);
+    write_entry_head(out, key, v, expire_ms, compress);
     write_value(out, v, compress);
 }
 
