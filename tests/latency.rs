@@ -359,9 +359,11 @@ fn latency_monitor_records_slow_commands() {
             "{doc}"
         );
 
-        ok(con, &["config", "set", "latency-monitor-threshold", "10"]);
+        // A threshold well above the VM's scheduling hiccups (a command
+        // stalled 10+ ms by the host would record a second spike).
+        ok(con, &["config", "set", "latency-monitor-threshold", "100"]);
         ok(con, &["slowlog", "reset"]);
-        match run(con, &["debug", "sleep", "0.02"]) {
+        match run(con, &["debug", "sleep", "0.15"]) {
             Ok(_) => {}
             Err(e) if e.contains("DEBUG command not allowed") => {
                 eprintln!("SKIPPED: DEBUG is disabled on this server");
@@ -374,7 +376,7 @@ fn latency_monitor_records_slow_commands() {
         let ev = items(latest[0].clone());
         assert_eq!(text(&ev[0]), "command");
         assert!((int(&ev[1]) - now_s()).abs() <= 5);
-        assert!(int(&ev[2]) >= 20, "{ev:?}");
+        assert!(int(&ev[2]) >= 150, "{ev:?}");
         assert!(int(&ev[3]) >= int(&ev[2]));
 
         let hist = items(ok(con, &["latency", "history", "command"]));
@@ -387,9 +389,9 @@ fn latency_monitor_records_slow_commands() {
         let e = slowlog_get(con, None);
         let d = e
             .iter()
-            .find(|x| x.3 == ["debug", "sleep", "0.02"])
+            .find(|x| x.3 == ["debug", "sleep", "0.15"])
             .unwrap_or_else(|| panic!("DEBUG SLEEP not in {e:?}"));
-        assert!(d.2 >= 20_000, "{d:?}");
+        assert!(d.2 >= 150_000, "{d:?}");
 
         let g = text(&ok(con, &["latency", "graph", "command"]));
         assert!(g.starts_with("command - high "), "{g}");
