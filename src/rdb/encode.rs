@@ -423,11 +423,43 @@ fn write_list_node<'a>(
     write_string(out, &lp.finish(), compress);
 }
 
-/// One member of a hashtable set, as a string.
-fn write_set_member(out: &mut Vec<u8>, m: set::Member, tmp: &mut itoa::Buffer, compress: bool) {
-    match m {
-        set::Member::Str(b) => write_string(out, b, compress),
-        set::Member::Int(x) => write_string(out, tmp.format(x).as_bytes(), compress),
+/// Writes a hashtable hash's pairs from SCAN cursor `c` on, until at
+/// least `min` were written or the scan ends; returns the next cursor (0
+/// at the end).
+fn write_hash_scan(
+    out: &mut Vec<u8>,
+    h: &hash::Hash,
+    mut c: u64,
+    min: usize,
+    compress: bool,
+) -> u64 {
+    let (mut tmp, mut n) = (itoa::Buffer::new(), 0);
+    loop {
+        c = h.scan(c, |f, v| {
+            write_string(out, f.as_bytes(&mut tmp), compress);
+            write_string(out, v.as_bytes(&mut tmp), compress);
+            n += 1;
+        });
+        if c == 0 || n >= min {
+            return c;
+        }
+    }
+}
+
+/// [`write_hash_scan`] for a hashtable set's members.
+fn write_set_scan(out: &mut Vec<u8>, st: &set::Set, mut c: u64, min: usize, compress: bool) -> u64 {
+    let (mut tmp, mut n) = (itoa::Buffer::new(), 0);
+    loop {
+        c = st.scan(c, |m| {
+            match m {
+                set::Member::Str(b) => write_string(out, b, compress),
+                set::Member::Int(x) => write_string(out, tmp.format(x).as_bytes(), compress),
+            }
+            n += 1;
+        });
+        if c == 0 || n >= min {
+            return c;
+        }
     }
 }
 
@@ -462,17 +494,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
             } else {
                 // In SCAN order, as the piecewise writer goes.
                 write_len(out, h.len() as u64);
-                let mut tmp = itoa::Buffer::new();
-                let mut c = 0;
-                loop {
-                    c = h.scan(c, |f, v| {
-                        write_string(out, f.as_bytes(&mut tmp), compress);
-                        write_string(out, v.as_bytes(&mut tmp), compress);
-                    });
-                    if c == 0 {
-                        break;
-                    }
-                }
+                write_hash_scan(out, h, 0, usize::MAX, compress);
             }
         }
         Value::Set(s) => match s.intset_width() {
@@ -480,14 +502,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
             None => {
                 // In SCAN order, as the piecewise writer goes.
                 write_len(out, s.len() as u64);
-                let mut tmp = itoa::Buffer::new();
-                let mut c = 0;
-                loop {
-                    c = s.scan(c, |m| write_set_member(out, m, &mut tmp, compress));
-                    if c == 0 {
-                        break;
-                    }
-                }
+                write_set_scan(out, s, 0, usize::MAX, compress);
             }
         },
         Value::ZSet(z) => {
@@ -553,7 +568,6 @@ pub fn write_value_piece(
         write_len(out, total as u64);
     }
     let pos = pos.unwrap_or(0);
-    let mut tmp = itoa::Buffer::new();
     match v {
         Value::List(l) => {
             let pos = pos as usize;
@@ -573,33 +587,8 @@ pub fn write_value_piece(
             });
             (end < total).then_some(end as u64)
         }
-        Value::Hash(h) => {
-            let (mut c, mut n) = (pos, 0);
-            while n < PIECE {
-                c = h.scan(c, |f, val| {
-                    write_string(out, f.as_bytes(&mut tmp), compress);
-                    write_string(out, val.as_bytes(&mut tmp), compress);
-                    n += 1;
-                });
-                if c == 0 {
-                    return None;
-                }
-            }
-            Some(c)
-        }
-        Value::Set(st) => {
-            let (mut c, mut n) = (pos, 0);
-            while n < PIECE {
-                c = st.scan(c, |m| {
-                    write_set_member(out, m, &mut tmp, compress);
-                    n += 1;
-                });
-                if c == 0 {
-                    return None;
-                }
-            }
-            Some(c)
-        }
+        Value::Hash(h) => Some(write_hash_scan(out, h, pos, PIECE, compress)).filter(|&c| c != 0),
+        Value::Set(st) => Some(write_set_scan(out, st, pos, PIECE, compress)).filter(|&c| c != 0),
         Value::Str(_) => None,
     }
 }

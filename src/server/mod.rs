@@ -303,7 +303,6 @@ pub fn fd_addr(fd: i32, peer: bool) -> String {
     }
 }
 
-/// Starts the server and blocks until it shuts down. Returns the exit code.
 /// Turns transparent huge pages off for this process (`disable-thp yes`).
 /// Redis does so when the system's THP mode is `always`; ringkv does it
 /// in `madvise` mode too, because mimalloc madvises its arenas for huge
@@ -322,6 +321,7 @@ fn disable_thp() {
     }
 }
 
+/// Starts the server and blocks until it shuts down. Returns the exit code.
 pub fn run(cfg: Config) -> i32 {
     crate::clock::init();
     if cfg.get("disable-thp") == "yes" {

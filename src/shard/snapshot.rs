@@ -131,11 +131,18 @@ impl SnapOut {
         let mut segs = job.segs;
         segs.push(job.cur);
         let n: usize = segs.iter().map(Vec::len).sum();
-        if n == 0 || self.failed {
+        if n > 0 {
+            self.send(WMsg::Record(segs), n);
+        }
+    }
+
+    /// Sends `n` bytes to the writer, counted in flight until written.
+    fn send(&mut self, m: WMsg, n: usize) {
+        if self.failed {
             return;
         }
         self.link.inflight.fetch_add(n, Ordering::Relaxed);
-        if self.link.tx.send(WMsg::Record(segs)).is_err() {
+        if self.link.tx.send(m).is_err() {
             self.failed = true;
         }
     }
@@ -160,10 +167,8 @@ impl SnapOut {
         }
         let fresh = self.link.buffer();
         let b = std::mem::replace(&mut self.buf, fresh);
-        self.link.inflight.fetch_add(b.len(), Ordering::Relaxed);
-        if self.link.tx.send(WMsg::Chunk(b)).is_err() {
-            self.failed = true;
-        }
+        let n = b.len();
+        self.send(WMsg::Chunk(b), n);
         // Each chunk selects its db again: chunks of different shards
         // interleave in the file.
         self.cur_db = None;
