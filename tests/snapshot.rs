@@ -254,7 +254,7 @@ fn spawn_raw(shell_prefix: &str, args: &[&str], dir: &Path) -> (Child, u16) {
     let bin = env!("CARGO_BIN_EXE_ringkv");
     for _ in 0..5 {
         let port = free_port();
-        let mut cmdline = format!("{shell_prefix} exec {bin} --port {port} --no-pin");
+        let mut cmdline = format!("{shell_prefix} exec {bin} --port {port}");
         for a in args {
             cmdline.push_str(&format!(" '{a}'"));
         }
@@ -303,6 +303,7 @@ fn kill_9_during_bgsave_leaves_the_old_dump_loadable() {
     let (mut child, port) = spawn_raw(
         "",
         &[
+            "--no-pin",
             "--dir",
             &d,
             "--save",
@@ -350,7 +351,11 @@ fn failed_bgsave_keeps_the_old_dump_and_reports_the_error() {
     let d = dir.to_str().unwrap().to_string();
     // ulimit -f (512-byte blocks in sh): writes past 256 KiB fail with
     // EFBIG, as on a full disk.
-    let (mut child, port) = spawn_raw("ulimit -f 512;", &["--dir", &d, "--save", "3600 1"], &dir);
+    let (mut child, port) = spawn_raw(
+        "ulimit -f 512;",
+        &["--no-pin", "--dir", &d, "--save", "3600 1"],
+        &dir,
+    );
     let mut con = client_at(port);
     for i in 0..100 {
         let _: () = redis::cmd("SET")
@@ -779,40 +784,47 @@ fn the_writer_runs_on_bgsave_cpulist() {
         .unwrap()
         .trim()
         .to_string();
-    for (extra, expect) in [(None, own.as_str()), (Some("0"), "0")] {
+    // The shard is pinned to the first CPU; the writer, spawned by it,
+    // must leave that CPU's mask: all CPUs by default, or the last one
+    // when bgsave_cpulist names it.
+    let first = own.split([',', '-']).next().unwrap().to_string();
+    let last = own.rsplit([',', '-']).next().unwrap().to_string();
+    for (extra, expect) in [(None, own.as_str()), (Some(last.as_str()), last.as_str())] {
         let dir = tempdir("cpus");
         let d = dir.to_str().unwrap().to_string();
         let mut args = vec![
+            "--shards",
+            "1",
+            "--cpus",
+            &first,
+            "--save",
+            "",
             "--dir",
             &d,
-            "--cpus",
-            "0",
             "--snapshot-max-bytes-per-sec",
             "1mb",
         ];
         if let Some(l) = extra {
             args.extend(["--bgsave_cpulist", l]);
         }
-        let s = Server::ringkv(1, &args);
-        let mut con = s.client();
+        let (mut child, port) = spawn_raw("", &args, &dir);
+        let mut con = client_at(port);
         fill(&mut con, 20_000);
         let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+        // The thread is visible (named) a moment before it sets its CPUs:
+        // wait for the expected mask while the 2-second snapshot runs.
         let t0 = Instant::now();
-        let seen = loop {
-            if let Some(c) = writer_cpus(s.pid()) {
-                break c;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "no rdb-writer thread seen"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        assert_eq!(seen, expect, "bgsave_cpulist {extra:?}");
+        let mut seen = None;
+        while seen.as_deref() != Some(expect) && t0.elapsed() < Duration::from_secs(10) {
+            seen = writer_cpus(child.id()).or(seen);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(seen.as_deref(), Some(expect), "bgsave_cpulist {extra:?}");
         wait_bgsave_done(&mut con, Duration::from_secs(60));
         assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
         drop(con);
-        drop(s);
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_ringkv"))
