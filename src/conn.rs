@@ -79,9 +79,11 @@ pub struct Conn {
     pub cmds: u64,
     /// Parked by a blocking command.
     pub blocked: Option<Box<Blocked>>,
-    /// A blocking command is out on another shard: run nothing else from
-    /// this client until its reply (or its parking) comes back.
-    pub hold_input: bool,
+    /// A blocking command is out on another shard (this is its pipeline
+    /// sequence number): run nothing else from this client until that
+    /// command's reply (or its parking) comes back. Replies to earlier
+    /// commands of the pipeline may arrive first and do not end the hold.
+    pub hold_seq: Option<u64>,
     /// That command's arguments, and the waits it had before (if it is a
     /// retry), for when the other shard answers.
     pub hold_args: Option<Vec<Vec<u8>>>,
@@ -128,7 +130,7 @@ impl Conn {
             net_out: 0,
             cmds: 0,
             blocked: None,
-            hold_input: false,
+            hold_seq: None,
             hold_args: None,
             hold_prev: None,
         }

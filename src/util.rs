@@ -154,16 +154,85 @@ pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-/// Glob-style matching as Redis's `stringmatchlen`: `*`, `?`, `[abc]`,
-/// `[^a]`, `[a-z]`, and `\` escapes.
+/// Glob-style matching with Redis's `stringmatchlen` semantics: `*`, `?`,
+/// `[abc]`, `[^a]`, `[a-z]`, and `\\` escapes (a trailing `\\` is a literal
+/// backslash; an unterminated class ends at the pattern's end).
+///
+/// Every token but `*` consumes exactly one byte, so backtracking only
+/// ever needs to resume at the most recent `*`: the match runs in
+/// O(pattern x subject) steps whatever the pattern, where a naive
+/// recursive matcher is exponential (`a*a*a*...b`). Redis's quirks are
+/// kept: an empty subject matches only an empty pattern (Redis's callers
+/// special-case the pattern `*`), and a pattern with more than 1000
+/// non-trailing `*` groups matches nothing (Redis's nesting limit).
 pub fn glob_match(pat: &[u8], s: &[u8], nocase: bool) -> bool {
-    glob_inner(pat, s, nocase, 0)
+    glob_match_counted(pat, s, nocase, &mut 0)
 }
 
-fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
-    if depth > 1000 {
-        return false;
+/// Redis's nesting limit: the star group that would recurse deeper fails.
+const GLOB_MAX_STARS: usize = 1000;
+
+/// [`glob_match`], adding the number of token comparisons made to `steps`
+/// (for tests that bound the work on adversarial patterns).
+pub fn glob_match_counted(pat: &[u8], s: &[u8], nocase: bool, steps: &mut u64) -> bool {
+    if s.is_empty() {
+        return pat.is_empty();
     }
+    let (mut pi, mut si) = (0usize, 0usize);
+    // Where to resume after a mismatch: the token after the last star
+    // group, the subject position that star group has reached, and how
+    // many star groups the pattern has up to there.
+    let mut resume: Option<(usize, usize, usize)> = None;
+    let mut stars = 0usize;
+    loop {
+        *steps += 1;
+        if pi < pat.len() && pat[pi] == b'*' {
+            while pi < pat.len() && pat[pi] == b'*' {
+                pi += 1;
+            }
+            if pi == pat.len() {
+                return true;
+            }
+            stars += 1;
+            if stars > GLOB_MAX_STARS {
+                return false;
+            }
+            resume = Some((pi, si, stars));
+            continue;
+        }
+        if pi == pat.len() && si == s.len() {
+            return true;
+        }
+        if si == s.len() {
+            // The subject is used up: only trailing stars may remain
+            // (Redis skips them after the byte that emptied the subject).
+            return pat[pi..].iter().all(|&c| c == b'*');
+        }
+        if pi < pat.len() {
+            if let Some(next) = glob_token(pat, pi, s[si], nocase) {
+                pi = next;
+                si += 1;
+                continue;
+            }
+        }
+        // Mismatch: let the last star swallow one more byte. A star group
+        // never needs to try the empty tail, as what follows it is not
+        // all stars and so needs at least one byte.
+        match resume {
+            Some((rp, rs, n)) if rs + 1 < s.len() => {
+                resume = Some((rp, rs + 1, n));
+                pi = rp;
+                si = rs + 1;
+                stars = n;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Matches the one-byte token at `pat[pi]` (not `*`) against `c`: the
+/// index of the next token, or None.
+fn glob_token(pat: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
     let eq = |a: u8, b: u8| {
         if nocase {
             a.eq_ignore_ascii_case(&b)
@@ -171,111 +240,56 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
             a == b
         }
     };
-    while !p.is_empty() {
-        match p[0] {
-            b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
-                }
-                if p.len() == 1 {
-                    return true;
-                }
-                for i in 0..=s.len() {
-                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1) {
-                        return true;
-                    }
-                }
-                return false;
+    match pat[pi] {
+        b'?' => Some(pi + 1),
+        b'[' => {
+            let mut p = pi + 1;
+            let not = pat.get(p) == Some(&b'^');
+            if not {
+                p += 1;
             }
-            b'?' => {
-                if s.is_empty() {
-                    return false;
+            let mut matched = false;
+            loop {
+                if p >= pat.len() {
+                    // Unterminated: the class runs to the pattern's end.
+                    break;
                 }
-                s = &s[1..];
-            }
-            b'[' => {
-                if s.is_empty() {
-                    return false;
-                }
-                p = &p[1..];
-                let not = p.first() == Some(&b'^');
-                if not {
-                    p = &p[1..];
-                }
-                let mut matched = false;
-                loop {
-                    if p.is_empty() {
-                        break;
-                    }
-                    if p[0] == b'\\' && p.len() >= 2 {
-                        p = &p[1..];
-                        if p[0] == s[0] {
-                            matched = true;
-                        }
-                    } else if p[0] == b']' {
-                        break;
-                    } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut a, mut b) = (p[0], p[2]);
-                        if a > b {
-                            std::mem::swap(&mut a, &mut b);
-                        }
-                        let mut c = s[0];
-                        if nocase {
-                            a = a.to_ascii_lowercase();
-                            b = b.to_ascii_lowercase();
-                            c = c.to_ascii_lowercase();
-                        }
-                        p = &p[2..];
-                        if c >= a && c <= b {
-                            matched = true;
-                        }
-                    } else if eq(p[0], s[0]) {
+                if pat[p] == b'\\' && pat.len() - p >= 2 {
+                    p += 1;
+                    if pat[p] == c {
                         matched = true;
                     }
-                    p = &p[1..];
-                }
-                if p.is_empty() {
-                    // Unterminated class: Redis treats the end as ']'.
-                    if not {
-                        matched = !matched;
+                } else if pat[p] == b']' {
+                    break;
+                } else if pat.len() - p >= 3 && pat[p + 1] == b'-' {
+                    let (mut a, mut b) = (pat[p], pat[p + 2]);
+                    if a > b {
+                        std::mem::swap(&mut a, &mut b);
                     }
-                    if !matched {
-                        return false;
+                    let mut x = c;
+                    if nocase {
+                        a = a.to_ascii_lowercase();
+                        b = b.to_ascii_lowercase();
+                        x = x.to_ascii_lowercase();
                     }
-                    s = &s[1..];
-                    return s.is_empty();
+                    p += 2;
+                    if x >= a && x <= b {
+                        matched = true;
+                    }
+                } else if eq(pat[p], c) {
+                    matched = true;
                 }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                s = &s[1..];
+                p += 1;
             }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if s.is_empty() || !eq(p[0], s[0]) {
-                    return false;
-                }
-                s = &s[1..];
-            }
-            c => {
-                if s.is_empty() || !eq(c, s[0]) {
-                    return false;
-                }
-                s = &s[1..];
+            if matched != not {
+                Some((p + 1).min(pat.len()))
+            } else {
+                None
             }
         }
-        p = &p[1..];
-        if s.is_empty() {
-            while p.first() == Some(&b'*') {
-                p = &p[1..];
-            }
-            break;
-        }
+        b'\\' if pat.len() - pi >= 2 => eq(pat[pi + 1], c).then_some(pi + 2),
+        x => eq(x, c).then_some(pi + 1),
     }
-    p.is_empty() && s.is_empty()
 }
 
 /// CRC16-CCITT (XMODEM), the Redis Cluster key hash.
@@ -350,10 +364,108 @@ mod tests {
         assert!(glob_match(b"h[ae]llo", b"hallo", false));
         assert!(!glob_match(b"h[^e]llo", b"hello", false));
         assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
-        assert!(glob_match(b"*", b"", false));
+        // Redis: an empty subject matches only the empty pattern.
+        assert!(!glob_match(b"*", b"", false));
+        assert!(glob_match(b"", b"", false));
+        assert!(glob_match(b"[a", b"a", false));
+        assert!(!glob_match(b"a[", b"a", false));
+        assert!(glob_match(b"\\", b"\\", false));
+        assert!(glob_match(b"[\\", b"\\", false));
+        assert!(glob_match(b"a[^", b"ab", false));
         assert!(glob_match(b"a\\*", b"a*", false));
         assert!(!glob_match(b"a\\*", b"ab", false));
         assert!(glob_match(b"FOO*", b"foobar", true));
+    }
+
+    /// Redis's matcher transcribed as plain recursion (exponential in
+    /// the worst case): the reference the bounded matcher must agree with.
+    fn reference_glob(mut p: &[u8], mut s: &[u8], nocase: bool, nesting: u32) -> bool {
+        if nesting > 1000 {
+            return false;
+        }
+        while !p.is_empty() && !s.is_empty() {
+            if p[0] == b'*' {
+                while p.len() > 1 && p[1] == b'*' {
+                    p = &p[1..];
+                }
+                if p.len() == 1 {
+                    return true;
+                }
+                while !s.is_empty() {
+                    if reference_glob(&p[1..], s, nocase, nesting + 1) {
+                        return true;
+                    }
+                    s = &s[1..];
+                }
+                return false;
+            }
+            match glob_token(p, 0, s[0], nocase) {
+                Some(n) => {
+                    p = &p[n..];
+                    s = &s[1..];
+                }
+                None => return false,
+            }
+            if s.is_empty() {
+                while p.first() == Some(&b'*') {
+                    p = &p[1..];
+                }
+                break;
+            }
+        }
+        p.is_empty() && s.is_empty()
+    }
+
+    #[test]
+    fn glob_agrees_with_the_reference_on_random_inputs() {
+        use rand::{Rng, SeedableRng};
+        let seed: u64 = rand::random();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let pat_chars = b"ab*?[]^-\\A";
+        let subj_chars = b"ab-]\\A";
+        for _ in 0..200_000 {
+            let pl = rng.gen_range(0..10);
+            let sl = rng.gen_range(0..12);
+            let p: Vec<u8> = (0..pl)
+                .map(|_| pat_chars[rng.gen_range(0..pat_chars.len())])
+                .collect();
+            let s: Vec<u8> = (0..sl)
+                .map(|_| subj_chars[rng.gen_range(0..subj_chars.len())])
+                .collect();
+            let nocase = rng.gen_bool(0.2);
+            assert_eq!(
+                glob_match(&p, &s, nocase),
+                reference_glob(&p, &s, nocase, 0),
+                "seed {seed}: pattern {:?} subject {:?} nocase {nocase}",
+                String::from_utf8_lossy(&p),
+                String::from_utf8_lossy(&s),
+            );
+        }
+    }
+
+    #[test]
+    fn glob_work_is_bounded_on_adversarial_patterns() {
+        // The pattern that hung KEYS: exponential for a naive matcher.
+        let subject = vec![b'a'; 40];
+        let mut pat = b"a*".repeat(20);
+        pat.push(b'b');
+        let mut steps = 0;
+        assert!(!glob_match_counted(&pat, &subject, false, &mut steps));
+        let bound = ((pat.len() + 1) * (subject.len() + 1)) as u64;
+        assert!(steps <= bound, "{steps} steps > {bound}");
+        // Long inputs stay within pattern x subject.
+        let subject = vec![b'a'; 100_000];
+        let mut pat = b"*a".repeat(50);
+        pat.extend_from_slice(b"*b");
+        let mut steps = 0;
+        assert!(!glob_match_counted(&pat, &subject, false, &mut steps));
+        assert!(steps <= ((pat.len() + 1) * (subject.len() + 1)) as u64);
+        // Redis's nesting limit: 1001 inner star groups never match,
+        // 1000 do.
+        let ok = b"*a".repeat(1000);
+        assert!(glob_match(&ok, &vec![b'a'; 1000], false));
+        let too_many = b"*a".repeat(1001);
+        assert!(!glob_match(&too_many, &vec![b'a'; 1001], false));
     }
 
     #[test]

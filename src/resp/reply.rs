@@ -28,29 +28,39 @@ impl<'a> Out<'a> {
         self.buf.extend_from_slice(b"+OK\r\n");
     }
 
-    /// A status line (`+...`). The text must not contain CR or LF.
-    pub fn simple(&mut self, s: &str) {
-        self.buf.push(b'+');
-        self.buf.extend_from_slice(s.as_bytes());
+    /// Writes `prefix`, then `text` with every CR and LF turned into a
+    /// space (as Redis does for error texts), then CRLF. Every status and
+    /// error line goes through here, so user input echoed in a message
+    /// (an unknown command's arguments, a bad config value, ...) can never
+    /// end the line early and desynchronize the client's reply stream.
+    fn line(&mut self, prefix: &[u8], text: &[u8]) {
+        self.buf.extend_from_slice(prefix);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(text);
+        if memchr::memchr2(b'\r', b'\n', text).is_some() {
+            for c in &mut self.buf[start..] {
+                if *c == b'\r' || *c == b'\n' {
+                    *c = b' ';
+                }
+            }
+        }
         self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// A status line (`+...`); CR/LF in the text become spaces.
+    pub fn simple(&mut self, s: &str) {
+        self.line(b"+", s.as_bytes());
     }
 
     /// An error line. `msg` is the full text after `-`, e.g. `ERR syntax error`
     /// or `WRONGTYPE ...`. CR/LF inside are replaced by spaces as Redis does.
     pub fn error(&mut self, msg: &str) {
-        self.buf.push(b'-');
-        for &c in msg.as_bytes() {
-            self.buf
-                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
-        }
-        self.buf.extend_from_slice(b"\r\n");
+        self.line(b"-", msg.as_bytes());
     }
 
-    /// `-ERR <msg>`
+    /// `-ERR <msg>` (CR/LF in `msg` become spaces).
     pub fn err(&mut self, msg: &str) {
-        self.buf.extend_from_slice(b"-ERR ");
-        self.buf.extend_from_slice(msg.as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        self.line(b"-ERR ", msg.as_bytes());
     }
 
     #[inline]
@@ -210,5 +220,11 @@ mod tests {
         let mut v = Vec::new();
         Out::new(&mut v, false).error("ERR a\r\nb");
         assert_eq!(v, b"-ERR a  b\r\n");
+        v.clear();
+        Out::new(&mut v, false).err("unknown command '\n return 1'");
+        assert_eq!(v, b"-ERR unknown command '  return 1'\r\n");
+        v.clear();
+        Out::new(&mut v, false).simple("a\rb");
+        assert_eq!(v, b"+a b\r\n");
     }
 }

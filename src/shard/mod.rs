@@ -158,6 +158,10 @@ pub struct Shard {
     /// loop turn (never from inside a transaction or a message handler,
     /// where running a command could nest a transaction).
     resume: Vec<u32>,
+    /// This shard's blocked clients that another shard asked to re-run
+    /// (a key they wait on got data there); run at the top of the next
+    /// loop turn, never from inside the message handler.
+    retry: Vec<(u32, u32)>,
     /// Latency histograms, SLOWLOG, latency monitor (src/metrics).
     pub metrics: crate::metrics::Metrics,
     /// When the running snapshot last stepped (its CPU share).
@@ -242,6 +246,7 @@ impl Shard {
             waiters: hashbrown::HashMap::new(),
             blocked_conns: Vec::new(),
             resume: Vec::new(),
+            retry: Vec::new(),
             metrics: crate::metrics::Metrics::default(),
             snap_last: std::time::Instant::now(),
             load_rx,
@@ -348,7 +353,7 @@ impl Shard {
         let before = wbuf.len();
         if conn.kill || conn.close_after_reply {
             // Input after QUIT or an error is ignored.
-        } else if conn.blocked.is_some() || conn.hold_input {
+        } else if conn.blocked.is_some() || conn.hold_seq.is_some() {
             // A blocked client's next requests wait until it is served.
             conn.rbuf.extend_from_slice(data);
         } else {
@@ -550,7 +555,8 @@ impl Shard {
                 }
                 Route::Remote(to) => {
                     let _ = out;
-                    self.send_exec(conn, idx, to, (f, ci), args, skip);
+                    let blocking = spec.flags & cmd::BLOCKING != 0;
+                    let seq = self.send_exec(conn, idx, to, (f, ci), args, skip, blocking);
                     self.stats.cmds[ci as usize].calls += 1;
                     if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                         crate::metrics::feed_monitors(self, conn, args);
@@ -561,7 +567,7 @@ impl Shard {
                     if spec.flags & cmd::BLOCKING != 0 {
                         // It may park: nothing else from this client runs
                         // until the owner answers.
-                        conn.hold_input = true;
+                        conn.hold_seq = Some(seq);
                         conn.hold_args = Some(args.iter().map(|a| a.to_vec()).collect());
                         return Flow::Stop;
                     }
@@ -662,7 +668,8 @@ impl Shard {
         (f, ci): (cmd::KeyFn, u16),
         args: &[&[u8]],
         skip: bool,
-    ) {
+        blocking: bool,
+    ) -> u64 {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         let (origin, gen) = (self.id, conn.gen);
         let db = conn.db;
@@ -698,10 +705,13 @@ impl Shard {
             Msg::Exec {
                 conn: idx,
                 gen: conn.gen,
-                seq: if skip { u64::MAX } else { seq },
+                // A skipped reply is not sent back, except a blocking
+                // command's: its client holds its input until the answer.
+                seq: if skip && !blocking { u64::MAX } else { seq },
                 job,
             },
         );
+        seq
     }
 
     // ----- messages ----------------------------------------------------
@@ -780,9 +790,9 @@ impl Shard {
         match self.conns.get_mut(idx as usize) {
             Some(Some(c)) if c.gen == gen => {
                 let mut resume = false;
-                if c.hold_input {
+                if c.hold_seq == Some(seq) {
                     // The answer to a blocking command run on another shard.
-                    c.hold_input = false;
+                    c.hold_seq = None;
                     let args = c.hold_args.take().unwrap_or_default();
                     if let Some(req) = block {
                         c.pending
@@ -1054,6 +1064,10 @@ impl Shard {
     /// Serves clients blocked on keys that received data, first come first
     /// served per key.
     pub fn serve_ready(&mut self) {
+        for (idx, gen) in std::mem::take(&mut self.retry) {
+            // Stale: the client went away; its shard cleaned up on close.
+            let _ = self.retry_blocked(idx, gen);
+        }
         for _ in 0..16 {
             if self.ks.ready_keys.is_empty() {
                 return;
@@ -1065,11 +1079,10 @@ impl Shard {
                 let list: Vec<Waiter> = q.iter().copied().collect();
                 for w in list {
                     if w.shard != self.id {
-                        self.post(w.shard, move |sh| {
-                            if sh.retry_blocked(w.idx, w.gen) == Retry::Stale {
-                                // Nothing to do: its shard cleans up on close.
-                            }
-                        });
+                        // Re-run there at its next turn: running a command
+                        // from inside a message handler could start a
+                        // transaction while that shard waits in another.
+                        self.post(w.shard, move |sh| sh.retry.push((w.idx, w.gen)));
                         continue;
                     }
                     match self.retry_blocked(w.idx, w.gen) {
@@ -1110,7 +1123,7 @@ impl Shard {
             // Still nothing for it: keep its original deadline.
             nb.deadline_ms = b.deadline_ms;
             Retry::Reparked
-        } else if conn.hold_input {
+        } else if conn.hold_seq.is_some() {
             // Re-run on the key's shard; its answer decides.
             conn.hold_prev = Some(b);
             Retry::Served
@@ -1118,7 +1131,7 @@ impl Shard {
             self.unregister_waits(&b, conn.id);
             Retry::Served
         };
-        let served = outcome == Retry::Served && !conn.hold_input;
+        let served = outcome == Retry::Served && conn.hold_seq.is_none();
         if served {
             self.blocked_conns.retain(|&i| i != idx);
         }
@@ -1215,6 +1228,7 @@ impl Shard {
             || !self.dirty.is_empty()
             || !self.ks.ready_keys.is_empty()
             || !self.resume.is_empty()
+            || !self.retry.is_empty()
     }
 
     /// The nearest blocked-client deadline (Unix ms), if any.
