@@ -1200,3 +1200,209 @@ fn disable_thp_sets_the_process_flag() {
     let s = Server::ringkv(1, &["--disable-thp", "no"]);
     assert_eq!(thp(s.pid()).as_deref(), Some("1"));
 }
+
+/// ringkv with one and two shards, plus redis-server when installed: the
+/// tests below assert the replies redis-server 7.0 was seen to give, on
+/// all of them.
+fn with_reference() -> Vec<Server> {
+    let mut servers = vec![Server::ringkv(1, &[]), Server::ringkv(2, &[])];
+    servers.extend(Server::redis());
+    servers
+}
+
+/// A CONFIG GET reply as sorted (name, value) pairs (Redis's order is
+/// its hash table's).
+#[track_caller]
+fn config_pairs(v: Value) -> Vec<(String, String)> {
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).expect("utf8"),
+        other => panic!("expected a bulk string, got {other:?}"),
+    };
+    let Value::Array(items) = v else {
+        panic!("expected an array, got {v:?}");
+    };
+    let mut out: Vec<(String, String)> = items
+        .chunks(2)
+        .map(|p| (text(&p[0]), text(&p[1])))
+        .collect();
+    out.sort();
+    out
+}
+
+fn owned_pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn config_aliases_and_multi_set_match_redis() {
+    for srv in with_reference() {
+        eprintln!("--- {}", srv.label());
+        let con = &mut srv.client();
+        t(
+            con,
+            &["CONFIG", "SET", "list-max-ziplist-size", "-3"],
+            Value::Okay,
+        );
+        t(
+            con,
+            &["CONFIG", "GET", "list-max-listpack-size"],
+            arr(vec![bulk("list-max-listpack-size"), bulk("-3")]),
+        );
+        // A pattern matching a directive and its alias reports both.
+        assert_eq!(
+            config_pairs(ok(con, &["CONFIG", "GET", "list-max-*"])),
+            owned_pairs(&[
+                ("list-max-listpack-size", "-3"),
+                ("list-max-ziplist-size", "-3")
+            ])
+        );
+        t(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hash-max-ziplist-entries",
+                "2",
+                "hash-max-ziplist-value",
+                "32",
+                "zset-max-ziplist-entries",
+                "16",
+                "zset-max-ziplist-value",
+                "8",
+                "lua-time-limit",
+                "1000",
+                "slave-read-only",
+                "no",
+            ],
+            Value::Okay,
+        );
+        assert_eq!(
+            config_pairs(ok(
+                con,
+                &[
+                    "CONFIG",
+                    "GET",
+                    "*ziplist*",
+                    "busy-reply-threshold",
+                    "LUA-TIME-LIMIT",
+                    "replica-read-only",
+                    "hash-max-listpack-entries",
+                ]
+            )),
+            owned_pairs(&[
+                ("LUA-TIME-LIMIT", "1000"),
+                ("busy-reply-threshold", "1000"),
+                ("hash-max-listpack-entries", "2"),
+                ("hash-max-ziplist-entries", "2"),
+                ("hash-max-ziplist-value", "32"),
+                ("list-max-ziplist-size", "-3"),
+                ("replica-read-only", "no"),
+                ("zset-max-ziplist-entries", "16"),
+                ("zset-max-ziplist-value", "8"),
+            ])
+        );
+        // Exact names: each once, case-insensitively, echoed as given.
+        t(
+            con,
+            &["CONFIG", "GET", "HZ", "hz"],
+            arr(vec![bulk("HZ"), bulk("10")]),
+        );
+        // The alias drives the same setting: past 2 fields, a hashtable.
+        ok(con, &["HSET", "h", "a", "1", "b", "2"]);
+        t(con, &["OBJECT", "ENCODING", "h"], bulk("listpack"));
+        ok(con, &["HSET", "h", "c", "3"]);
+        t(con, &["OBJECT", "ENCODING", "h"], bulk("hashtable"));
+        // A directive and its alias are not duplicates: the later wins.
+        t(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "list-max-ziplist-size",
+                "5",
+                "list-max-listpack-size",
+                "7",
+            ],
+            Value::Okay,
+        );
+        t(
+            con,
+            &["CONFIG", "GET", "list-max-ziplist-size"],
+            arr(vec![bulk("list-max-ziplist-size"), bulk("7")]),
+        );
+        let failed = "ERR CONFIG SET failed (possibly related to argument";
+        te(
+            con,
+            &["CONFIG", "SET", "Hz", "5", "HZ", "6"],
+            &format!("{failed} 'HZ') - duplicate parameter"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "maxmemory-policy",
+                "nope",
+                "hz",
+                "7",
+            ],
+            &format!("{failed} 'hz') - duplicate parameter"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "DAEMONIZE",
+                "yes",
+                "nosuch",
+                "1",
+            ],
+            &format!("{failed} 'DAEMONIZE') - can't set immutable config"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "nosuch",
+                "1",
+                "daemonize",
+                "yes",
+            ],
+            "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'",
+        );
+        te(
+            con,
+            &["CONFIG", "SET", "LIST-max-ziplist-size", "abc"],
+            &format!(
+                "{failed} 'list-max-ziplist-size') - argument couldn't be parsed into an integer"
+            ),
+        );
+        te(
+            con,
+            &["CONFIG", "SET", "hz", "20", "maxmemory-policy", "nope"],
+            &format!("{failed} 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+        );
+        te(con, &["CONFIG", "SET", "hz", "5", "maxclients"], SYNTAX);
+        // Nothing of a failed CONFIG SET applied.
+        t(
+            con,
+            &["CONFIG", "GET", "hz", "list-max-listpack-size"],
+            arr(vec![
+                bulk("hz"),
+                bulk("10"),
+                bulk("list-max-listpack-size"),
+                bulk("7"),
+            ]),
+        );
+    }
+}
