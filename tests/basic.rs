@@ -1406,3 +1406,109 @@ fn config_aliases_and_multi_set_match_redis() {
         );
     }
 }
+
+/// One CLIENT LIST / CLIENT INFO line as field -> value.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn text_of(v: Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).expect("utf8"),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+#[test]
+fn client_introspection_matches_redis() {
+    for srv in with_reference() {
+        eprintln!("--- {}", srv.label());
+        let con = &mut srv.client();
+        let id = int_of(con, &["CLIENT", "ID"]).to_string();
+        // The caller's own line: its request (26 bytes of RESP) is in the
+        // query buffer and its arguments ("CLIENT" + "INFO") in argv-mem.
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "INFO"])));
+        assert_eq!(f["cmd"], "client|info");
+        assert_eq!(f["qbuf"], "26");
+        assert_eq!(f["argv-mem"], "10");
+        assert_eq!(f["multi"], "-1");
+        assert!(f["tot-mem"].parse::<u64>().unwrap() > 0, "{f:?}");
+        let req = ["CLIENT", "LIST", "ID", &id];
+        let f = client_fields(&text_of(ok(con, &req)));
+        let wire = resp_cmd(&req.map(str::as_bytes)).len().to_string();
+        let argv = req.iter().map(|a| a.len()).sum::<usize>().to_string();
+        assert_eq!(
+            (
+                f["cmd"].as_str(),
+                f["qbuf"].as_str(),
+                f["argv-mem"].as_str()
+            ),
+            ("client|list", wire.as_str(), argv.as_str())
+        );
+        // Another client, between commands: nothing buffered, no argv.
+        let other = &mut srv.client();
+        let oid = int_of(other, &["CLIENT", "ID"]).to_string();
+        ok(other, &["CONFIG", "GET", "hz"]);
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "config|get");
+        assert_eq!((f["qbuf"].as_str(), f["argv-mem"].as_str()), ("0", "0"));
+        assert!(run(other, &["NOSUCHCMD"]).is_err());
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "NULL");
+        ok(other, &["CLIENT", "GETNAME"]);
+        assert!(run(other, &["CLIENT", "NOSUCHSUB"]).is_err());
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "NULL");
+        ok(other, &["PING"]);
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "ping");
+
+        // CLIENT KILL checks its options in order.
+        te(
+            con,
+            &["CLIENT", "KILL", "USER", "nosuchuser"],
+            "ERR No such user 'nosuchuser'",
+        );
+        te(
+            con,
+            &["CLIENT", "KILL", "USER", "NoSuch", "SKIPME"],
+            "ERR No such user 'NoSuch'",
+        );
+        te(con, &["CLIENT", "KILL", "ID", "5", "SKIPME"], SYNTAX);
+        te(
+            con,
+            &["CLIENT", "KILL", "ID", "0"],
+            "ERR client-id should be greater than 0",
+        );
+        t(
+            con,
+            &[
+                "CLIENT", "KILL", "USER", "default", "ID", &oid, "SKIPME", "yes",
+            ],
+            int(1),
+        );
+
+        // Names: printable ASCII without spaces, from CLIENT SETNAME and
+        // HELLO SETNAME alike; HELLO applies its options in order.
+        let bad_name = "ERR Client names cannot contain spaces, newlines or special characters.";
+        te(con, &["CLIENT", "SETNAME", "a\nb"], bad_name);
+        te(con, &["CLIENT", "SETNAME", "caf\u{e9}"], bad_name);
+        te(con, &["HELLO", "2", "SETNAME", "a b"], bad_name);
+        te(
+            con,
+            &["HELLO", "2", "SETNAME", "early", "BOGUS"],
+            "ERR Syntax error in HELLO option 'BOGUS'",
+        );
+        t(con, &["CLIENT", "GETNAME"], bulk("early"));
+        te(
+            con,
+            &["HELLO", "2", "SETNAME", "x y", "AUTH", "default", "wrong"],
+            bad_name,
+        );
+        t(con, &["CLIENT", "GETNAME"], bulk("early"));
+    }
+}
