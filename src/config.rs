@@ -137,7 +137,6 @@ pub static PARAMS: &[Param] = &[
     p("aof-load-truncated", "yes", Kind::Bool, true),
     p("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     p("aof-timestamp-enabled", "no", Kind::Bool, true),
-    p("lua-time-limit", "5000", Kind::Int(0, MAX), true),
     p("busy-reply-threshold", "5000", Kind::Int(0, MAX), true),
     p("cluster-enabled", "no", Kind::Bool, false),
     p("replica-read-only", "yes", Kind::Bool, true),
@@ -178,9 +177,78 @@ pub static PARAMS: &[Param] = &[
     ),
 ];
 
-pub fn param(name: &str) -> Option<&'static Param> {
+/// The alternative names Redis 7.0 registers for some directives
+/// (alias, main name): every `createXXXConfig(name, alias, ...)` of its
+/// config.c. An alias names the same setting as its main name in CONFIG
+/// GET/SET, redis.conf and flags. An alias whose main directive ringkv does
+/// not know (replication, cluster) is unknown like that main name.
+pub static ALIASES: &[(&str, &str)] = &[
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("slaveof", "replicaof"),
+];
+
+/// A name CONFIG GET/SET knows: a directive's main name or one of its
+/// aliases, with the directive it stands for.
+#[derive(Clone, Copy)]
+pub struct Name {
+    /// The registered name (lower case): `param.name` or an alias.
+    pub name: &'static str,
+    pub param: &'static Param,
+}
+
+/// Looks a name up case-insensitively among main names and aliases.
+pub fn lookup(name: &str) -> Option<Name> {
     let n = name.to_ascii_lowercase();
-    PARAMS.iter().find(|p| p.name == n)
+    if let Some(p) = PARAMS.iter().find(|p| p.name == n) {
+        return Some(Name {
+            name: p.name,
+            param: p,
+        });
+    }
+    let &(alias, main) = ALIASES.iter().find(|(a, _)| *a == n)?;
+    let param = PARAMS.iter().find(|p| p.name == main)?;
+    Some(Name { name: alias, param })
+}
+
+/// Every registered name in table order, each directive followed by its
+/// alias when it has one.
+pub fn names() -> impl Iterator<Item = Name> {
+    PARAMS.iter().flat_map(|p| {
+        let alias = ALIASES
+            .iter()
+            .find(|(_, m)| *m == p.name)
+            .map(|&(a, _)| Name { name: a, param: p });
+        std::iter::once(Name {
+            name: p.name,
+            param: p,
+        })
+        .chain(alias)
+    })
+}
+
+/// The directive `name` (a main name or an alias) stands for.
+pub fn param(name: &str) -> Option<&'static Param> {
+    lookup(name).map(|n| n.param)
 }
 
 /// Parses a memory amount as redis.conf does (1k = 1000, 1kb = 1024).
@@ -265,6 +333,51 @@ pub fn normalise(p: &Param, vals: &[String]) -> Result<String, String> {
     }
 }
 
+/// The side effect of a directive taking `value` outside the stored
+/// configuration (most settings are read from it where they are used and
+/// have none). Err is the reason, as CONFIG SET reports it.
+pub fn apply_effect(name: &str, value: &str) -> Result<(), String> {
+    match name {
+        "loglevel" => {
+            if crate::log::set_level(value) {
+                Ok(())
+            } else {
+                Err("Invalid log level".into())
+            }
+        }
+        // Snapshots are written there: it must still be a directory when
+        // the change takes effect, not only when it was validated.
+        "dir" if !std::path::Path::new(value).is_dir() => {
+            Err("No such file or directory".to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The apply step of a multi-parameter CONFIG SET: runs `effect` for each
+/// changed directive of `changed` with its value in `new`, in order. When
+/// one fails, the effects already run are undone with the values of `old`
+/// (last first) and the failing directive and reason are returned; the
+/// caller then keeps `old`, so nothing of the command remains.
+pub fn apply_all(
+    old: &Config,
+    new: &Config,
+    changed: &[&'static str],
+    effect: &mut dyn FnMut(&str, &str) -> Result<(), String>,
+) -> Result<(), (&'static str, String)> {
+    for (i, &name) in changed.iter().enumerate() {
+        if let Err(e) = effect(name, new.get(name)) {
+            for &done in changed[..i].iter().rev() {
+                // Restoring a value that was in force cannot fail in a
+                // way we could do anything about.
+                let _ = effect(done, old.get(done));
+            }
+            return Err((name, e));
+        }
+    }
+    Ok(())
+}
+
 /// The live configuration: every parameter's normalised value.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -311,16 +424,21 @@ impl Config {
         self.get(name) == "yes"
     }
 
-    /// Applies one directive; Err is the message to print.
+    /// Applies one directive (a main name or an alias) and its side
+    /// effects; Err is the message to print.
     pub fn apply(&mut self, name: &str, vals: &[String]) -> Result<(), String> {
+        let p = self.set_value(name, vals)?;
+        apply_effect(p.name, self.get(p.name))
+    }
+
+    /// Stores one directive's normalised value, without side effects;
+    /// returns the directive.
+    pub fn set_value(&mut self, name: &str, vals: &[String]) -> Result<&'static Param, String> {
         let p =
             param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let v = normalise(p, vals)?;
-        if p.name == "loglevel" {
-            crate::log::set_level(&v);
-        }
         self.values.insert(p.name, v);
-        Ok(())
+        Ok(p)
     }
 
     /// Loads directives from redis.conf-style text.
@@ -378,18 +496,18 @@ impl Config {
         let mut written = std::collections::HashSet::new();
         for line in old.lines() {
             let t = line.trim();
-            let name = t
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if t.starts_with('#') || t.is_empty() || param(&name).is_none() {
-                out.push_str(line);
-                out.push('\n');
-                continue;
-            }
-            if written.insert(name.clone()) {
-                let p = param(&name).unwrap();
+            let name = t.split_whitespace().next().unwrap_or("");
+            // An alias's line stands for its main directive (and is
+            // rewritten under the main name, as Redis does).
+            let p = match param(name) {
+                Some(p) if !t.starts_with('#') => p,
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                    continue;
+                }
+            };
+            if written.insert(p.name) {
                 out.push_str(&format!("{} {}\n", p.name, quote_conf(self.get(p.name), p)));
             }
         }
@@ -499,6 +617,98 @@ mod tests {
         assert!(e.contains("integer"), "{e}");
         assert!(c.load_text("save \"\"\n", "t.conf").is_ok());
         assert_eq!(c.get("save"), "");
+    }
+
+    #[test]
+    fn alias_table_matches_redis_7_0() {
+        // Redis 7.0 registers 19 aliases; each is distinct from every
+        // main name and names a main directive that is not itself an alias.
+        assert_eq!(ALIASES.len(), 19);
+        for (a, m) in ALIASES {
+            assert!(
+                PARAMS.iter().all(|p| p.name != *a),
+                "{a} is also a main name"
+            );
+            assert!(ALIASES.iter().all(|(x, _)| x != m), "{m}");
+            // Resolves exactly when ringkv knows the main directive.
+            match (lookup(a), param(m)) {
+                (Some(n), Some(p)) => {
+                    assert_eq!(n.name, *a);
+                    assert!(std::ptr::eq(n.param, p));
+                }
+                (None, None) => {}
+                _ => panic!("{a} -> {m} resolves inconsistently"),
+            }
+        }
+        for a in [
+            "list-max-ziplist-size",
+            "hash-max-ziplist-entries",
+            "hash-max-ziplist-value",
+            "zset-max-ziplist-entries",
+            "zset-max-ziplist-value",
+            "lua-time-limit",
+            "slave-read-only",
+            "SLAVE-SERVE-STALE-DATA",
+        ] {
+            assert!(lookup(a).is_some(), "{a}");
+        }
+        assert_eq!(
+            param("Hash-Max-Ziplist-Entries").unwrap().name,
+            "hash-max-listpack-entries"
+        );
+        // Every registered name is listed once by names().
+        let all: Vec<&str> = names().map(|n| n.name).collect();
+        let mut dedup = all.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(all.len(), dedup.len());
+        assert!(all.contains(&"zset-max-ziplist-value") && all.contains(&"hz"));
+    }
+
+    #[test]
+    fn config_file_accepts_ziplist_names_and_rewrites_them() {
+        let mut c = Config::default();
+        c.load_text(
+            "hash-max-ziplist-entries 64\nHASH-MAX-ZIPLIST-VALUE 32\nlist-max-ziplist-size -3\n\
+             zset-max-ziplist-entries 16\nzset-max-ziplist-value 8\nlua-time-limit 1000\n",
+            "t.conf",
+        )
+        .unwrap();
+        let got: Vec<&str> = [
+            "hash-max-listpack-entries",
+            "hash-max-listpack-value",
+            "list-max-listpack-size",
+            "zset-max-listpack-entries",
+            "zset-max-listpack-value",
+            "busy-reply-threshold",
+        ]
+        .iter()
+        .map(|n| c.get(n))
+        .collect();
+        assert_eq!(got, ["64", "32", "-3", "16", "8", "1000"]);
+        let e = c
+            .load_text("hash-max-ziplist-entries x\n", "t.conf")
+            .unwrap_err();
+        assert!(e.contains("integer"), "{e}");
+        // CONFIG REWRITE puts an alias's line under the main name, once.
+        let dir = std::env::temp_dir().join(format!("ringkv-cfg-alias-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.conf");
+        std::fs::write(
+            &path,
+            "# keep\nhash-max-ziplist-entries 64\nhash-max-listpack-entries 70\n",
+        )
+        .unwrap();
+        let mut c = Config::default();
+        c.load_text(&std::fs::read_to_string(&path).unwrap(), "r.conf")
+            .unwrap();
+        c.file = Some(path.display().to_string());
+        c.set_value("hash-max-ziplist-entries", &["99".to_string()])
+            .unwrap();
+        c.rewrite().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text, "# keep\nhash-max-listpack-entries 99\n");
     }
 
     #[test]

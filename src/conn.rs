@@ -56,7 +56,15 @@ pub struct Conn {
     pub lib_ver: Option<Vec<u8>>,
     pub created_ms: u64,
     pub last_ms: u64,
+    /// Full name of the last command ("client|list"), "NULL" after an
+    /// unknown one (CLIENT LIST's cmd=).
     pub last_cmd: &'static str,
+    /// While a command runs: the bytes of input from its request on (it
+    /// and what was pipelined after it), and its arguments' total length
+    /// and count. All 0 between commands (CLIENT LIST's qbuf, argv-mem).
+    pub cur_qbuf: usize,
+    pub cur_argv: usize,
+    pub cur_argc: usize,
     pub reply_mode: ReplyMode,
     pub no_evict: bool,
     /// Close once the output is flushed (QUIT, protocol error, KILL).
@@ -114,6 +122,9 @@ impl Conn {
             created_ms: now,
             last_ms: now,
             last_cmd: "NULL",
+            cur_qbuf: 0,
+            cur_argv: 0,
+            cur_argc: 0,
             reply_mode: ReplyMode::On,
             no_evict: false,
             close_after_reply: false,
@@ -136,22 +147,65 @@ impl Conn {
         }
     }
 
-    /// The CLIENT LIST / CLIENT INFO line for this client.
+    /// Bytes of output waiting (Redis's omem) and the client's whole
+    /// memory (tot-mem): this struct, its buffers, the running command's
+    /// arguments (their lengths plus one pointer each, as Redis counts
+    /// them) and the replies parked for pipeline order.
+    pub fn memory(&self) -> (usize, usize) {
+        let parked: usize = self
+            .pending
+            .iter()
+            .map(|p| match p {
+                Pending::Ready(v) => v.capacity(),
+                Pending::Wait(_) => 0,
+            })
+            .sum();
+        let obuf = self.wbuf.len() + self.sending.len() - self.send_off.min(self.sending.len());
+        let total = std::mem::size_of::<Conn>()
+            + self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.sending.capacity()
+            + self.pending.capacity() * std::mem::size_of::<Pending>()
+            + parked
+            + self.cur_argv
+            + self.cur_argc * std::mem::size_of::<usize>()
+            + self.name.as_ref().map_or(0, |n| n.capacity());
+        (obuf, total)
+    }
+
+    /// The CLIENT LIST / CLIENT INFO line for this client, with Redis
+    /// 7.0's fields. Where ringkv's buffers differ from Redis's:
+    /// `qbuf` counts the unparsed input, plus while a command runs the
+    /// bytes from its request on (so the caller sees its own request, as
+    /// in Redis); `qbuf-free` is the spare room of the partial-request
+    /// buffer, which only exists while a request is incomplete (input is
+    /// parsed in place from the read buffer); `rbs` is the reply buffer's
+    /// capacity and `rbp` is not tracked (0); `multi` is -1 and
+    /// `multi-mem` 0 as ringkv has no MULTI; `sub`/`psub`/`ssub` are 0
+    /// (no pub/sub). lib-name/lib-ver are Redis 7.2's fields.
     pub fn info_line(&self, now_ms: u64) -> String {
         let name = self
             .name
             .as_deref()
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
-        let flags = if self.close_after_reply {
-            "c"
-        } else if self.blocked.is_some() {
-            "b"
-        } else {
-            "N"
-        };
+        // Redis's letters, in its order.
+        let mut flags = String::new();
+        if self.blocked.is_some() {
+            flags.push('b');
+        }
+        if self.close_after_reply {
+            flags.push('c');
+        }
+        if self.no_evict {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let (omem, tot_mem) = self.memory();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -161,12 +215,13 @@ impl Conn {
             now_ms.saturating_sub(self.last_ms) / 1000,
             flags,
             self.db,
-            self.rbuf.len(),
+            self.rbuf.len() + self.cur_qbuf,
             self.rbuf.capacity() - self.rbuf.len(),
-            self.rbuf.capacity(),
+            self.cur_argv,
+            self.wbuf.capacity(),
             self.pending.len(),
-            self.wbuf.len() + self.sending.len(),
-            self.rbuf.capacity() + self.wbuf.capacity() + self.sending.capacity(),
+            omem,
+            tot_mem,
             self.last_cmd,
             self.user,
             if self.resp3 { 3 } else { 2 },

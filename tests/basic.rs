@@ -1200,3 +1200,309 @@ fn disable_thp_sets_the_process_flag() {
     let s = Server::ringkv(1, &["--disable-thp", "no"]);
     assert_eq!(thp(s.pid()).as_deref(), Some("1"));
 }
+
+/// ringkv with one and two shards, plus redis-server when installed: the
+/// tests below assert the replies redis-server 7.0 was seen to give, on
+/// all of them.
+fn with_reference() -> Vec<Server> {
+    let mut servers = vec![Server::ringkv(1, &[]), Server::ringkv(2, &[])];
+    servers.extend(Server::redis());
+    servers
+}
+
+/// A CONFIG GET reply as sorted (name, value) pairs (Redis's order is
+/// its hash table's).
+#[track_caller]
+fn config_pairs(v: Value) -> Vec<(String, String)> {
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).expect("utf8"),
+        other => panic!("expected a bulk string, got {other:?}"),
+    };
+    let Value::Array(items) = v else {
+        panic!("expected an array, got {v:?}");
+    };
+    let mut out: Vec<(String, String)> = items
+        .chunks(2)
+        .map(|p| (text(&p[0]), text(&p[1])))
+        .collect();
+    out.sort();
+    out
+}
+
+fn owned_pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn config_aliases_and_multi_set_match_redis() {
+    for srv in with_reference() {
+        eprintln!("--- {}", srv.label());
+        let con = &mut srv.client();
+        t(
+            con,
+            &["CONFIG", "SET", "list-max-ziplist-size", "-3"],
+            Value::Okay,
+        );
+        t(
+            con,
+            &["CONFIG", "GET", "list-max-listpack-size"],
+            arr(vec![bulk("list-max-listpack-size"), bulk("-3")]),
+        );
+        // A pattern matching a directive and its alias reports both.
+        assert_eq!(
+            config_pairs(ok(con, &["CONFIG", "GET", "list-max-*"])),
+            owned_pairs(&[
+                ("list-max-listpack-size", "-3"),
+                ("list-max-ziplist-size", "-3")
+            ])
+        );
+        t(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hash-max-ziplist-entries",
+                "2",
+                "hash-max-ziplist-value",
+                "32",
+                "zset-max-ziplist-entries",
+                "16",
+                "zset-max-ziplist-value",
+                "8",
+                "lua-time-limit",
+                "1000",
+                "slave-read-only",
+                "no",
+            ],
+            Value::Okay,
+        );
+        assert_eq!(
+            config_pairs(ok(
+                con,
+                &[
+                    "CONFIG",
+                    "GET",
+                    "*ziplist*",
+                    "busy-reply-threshold",
+                    "LUA-TIME-LIMIT",
+                    "replica-read-only",
+                    "hash-max-listpack-entries",
+                ]
+            )),
+            owned_pairs(&[
+                ("LUA-TIME-LIMIT", "1000"),
+                ("busy-reply-threshold", "1000"),
+                ("hash-max-listpack-entries", "2"),
+                ("hash-max-ziplist-entries", "2"),
+                ("hash-max-ziplist-value", "32"),
+                ("list-max-ziplist-size", "-3"),
+                ("replica-read-only", "no"),
+                ("zset-max-ziplist-entries", "16"),
+                ("zset-max-ziplist-value", "8"),
+            ])
+        );
+        // Exact names: each once, case-insensitively, echoed as given.
+        t(
+            con,
+            &["CONFIG", "GET", "HZ", "hz"],
+            arr(vec![bulk("HZ"), bulk("10")]),
+        );
+        // The alias drives the same setting: past 2 fields, a hashtable.
+        ok(con, &["HSET", "h", "a", "1", "b", "2"]);
+        t(con, &["OBJECT", "ENCODING", "h"], bulk("listpack"));
+        ok(con, &["HSET", "h", "c", "3"]);
+        t(con, &["OBJECT", "ENCODING", "h"], bulk("hashtable"));
+        // A directive and its alias are not duplicates: the later wins.
+        t(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "list-max-ziplist-size",
+                "5",
+                "list-max-listpack-size",
+                "7",
+            ],
+            Value::Okay,
+        );
+        t(
+            con,
+            &["CONFIG", "GET", "list-max-ziplist-size"],
+            arr(vec![bulk("list-max-ziplist-size"), bulk("7")]),
+        );
+        let failed = "ERR CONFIG SET failed (possibly related to argument";
+        te(
+            con,
+            &["CONFIG", "SET", "Hz", "5", "HZ", "6"],
+            &format!("{failed} 'HZ') - duplicate parameter"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "maxmemory-policy",
+                "nope",
+                "hz",
+                "7",
+            ],
+            &format!("{failed} 'hz') - duplicate parameter"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "DAEMONIZE",
+                "yes",
+                "nosuch",
+                "1",
+            ],
+            &format!("{failed} 'DAEMONIZE') - can't set immutable config"),
+        );
+        te(
+            con,
+            &[
+                "CONFIG",
+                "SET",
+                "hz",
+                "5",
+                "nosuch",
+                "1",
+                "daemonize",
+                "yes",
+            ],
+            "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'",
+        );
+        te(
+            con,
+            &["CONFIG", "SET", "LIST-max-ziplist-size", "abc"],
+            &format!(
+                "{failed} 'list-max-ziplist-size') - argument couldn't be parsed into an integer"
+            ),
+        );
+        te(
+            con,
+            &["CONFIG", "SET", "hz", "20", "maxmemory-policy", "nope"],
+            &format!("{failed} 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+        );
+        te(con, &["CONFIG", "SET", "hz", "5", "maxclients"], SYNTAX);
+        // Nothing of a failed CONFIG SET applied.
+        assert_eq!(
+            config_pairs(ok(con, &["CONFIG", "GET", "hz", "list-max-listpack-size"])),
+            owned_pairs(&[("hz", "10"), ("list-max-listpack-size", "7")])
+        );
+    }
+}
+
+/// One CLIENT LIST / CLIENT INFO line as field -> value.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn text_of(v: Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).expect("utf8"),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+#[test]
+fn client_introspection_matches_redis() {
+    for srv in with_reference() {
+        eprintln!("--- {}", srv.label());
+        let con = &mut srv.client();
+        let id = int_of(con, &["CLIENT", "ID"]).to_string();
+        // The caller's own line: its request (26 bytes of RESP) is in the
+        // query buffer and its arguments ("CLIENT" + "INFO") in argv-mem.
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "INFO"])));
+        assert_eq!(f["cmd"], "client|info");
+        assert_eq!(f["qbuf"], "26");
+        assert_eq!(f["argv-mem"], "10");
+        assert_eq!(f["multi"], "-1");
+        assert!(f["tot-mem"].parse::<u64>().unwrap() > 0, "{f:?}");
+        let req = ["CLIENT", "LIST", "ID", &id];
+        let f = client_fields(&text_of(ok(con, &req)));
+        let wire = resp_cmd(&req.map(str::as_bytes)).len().to_string();
+        let argv = req.iter().map(|a| a.len()).sum::<usize>().to_string();
+        assert_eq!(
+            (
+                f["cmd"].as_str(),
+                f["qbuf"].as_str(),
+                f["argv-mem"].as_str()
+            ),
+            ("client|list", wire.as_str(), argv.as_str())
+        );
+        // Another client, between commands: nothing buffered, no argv.
+        let other = &mut srv.client();
+        let oid = int_of(other, &["CLIENT", "ID"]).to_string();
+        ok(other, &["CONFIG", "GET", "hz"]);
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "config|get");
+        assert_eq!((f["qbuf"].as_str(), f["argv-mem"].as_str()), ("0", "0"));
+        assert!(run(other, &["NOSUCHCMD"]).is_err());
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "NULL");
+        ok(other, &["CLIENT", "GETNAME"]);
+        assert!(run(other, &["CLIENT", "NOSUCHSUB"]).is_err());
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "NULL");
+        ok(other, &["PING"]);
+        let f = client_fields(&text_of(ok(con, &["CLIENT", "LIST", "ID", &oid])));
+        assert_eq!(f["cmd"], "ping");
+
+        // CLIENT KILL checks its options in order.
+        te(
+            con,
+            &["CLIENT", "KILL", "USER", "nosuchuser"],
+            "ERR No such user 'nosuchuser'",
+        );
+        te(
+            con,
+            &["CLIENT", "KILL", "USER", "NoSuch", "SKIPME"],
+            "ERR No such user 'NoSuch'",
+        );
+        te(con, &["CLIENT", "KILL", "ID", "5", "SKIPME"], SYNTAX);
+        te(
+            con,
+            &["CLIENT", "KILL", "ID", "0"],
+            "ERR client-id should be greater than 0",
+        );
+        t(
+            con,
+            &[
+                "CLIENT", "KILL", "USER", "default", "ID", &oid, "SKIPME", "yes",
+            ],
+            int(1),
+        );
+
+        // Names: printable ASCII without spaces, from CLIENT SETNAME and
+        // HELLO SETNAME alike; HELLO applies its options in order.
+        let bad_name = "ERR Client names cannot contain spaces, newlines or special characters.";
+        te(con, &["CLIENT", "SETNAME", "a\nb"], bad_name);
+        te(con, &["CLIENT", "SETNAME", "caf\u{e9}"], bad_name);
+        te(con, &["HELLO", "2", "SETNAME", "a b"], bad_name);
+        te(
+            con,
+            &["HELLO", "2", "SETNAME", "early", "BOGUS"],
+            "ERR Syntax error in HELLO option 'BOGUS'",
+        );
+        t(con, &["CLIENT", "GETNAME"], bulk("early"));
+        te(
+            con,
+            &["HELLO", "2", "SETNAME", "x y", "AUTH", "default", "wrong"],
+            bad_name,
+        );
+        t(con, &["CLIENT", "GETNAME"], bulk("early"));
+    }
+}

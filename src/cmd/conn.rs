@@ -252,6 +252,18 @@ fn valid_name(n: &[u8]) -> bool {
     n.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
 
+/// CLIENT SETNAME / HELLO SETNAME: printable ASCII without spaces; an
+/// empty name removes it. On a bad name writes Redis's error, returns false.
+fn set_name(c: &mut SrvCtx, n: &[u8]) -> bool {
+    if !valid_name(n) {
+        c.out
+            .err("Client names cannot contain spaces, newlines or special characters.");
+        return false;
+    }
+    c.conn.name = (!n.is_empty()).then(|| n.to_vec());
+    true
+}
+
 fn hello(c: &mut SrvCtx, args: &[&[u8]]) {
     let mut ver = None;
     let mut i = 1;
@@ -270,15 +282,23 @@ fn hello(c: &mut SrvCtx, args: &[&[u8]]) {
             return;
         }
     }
-    let mut setname = None;
-    let mut auth_pair = None;
+    // Options take effect in order, as in Redis 7.0: a name set before a
+    // later option fails (or before the NOAUTH check) stays set.
     while i < args.len() {
         let more = args.len() - i - 1;
         if eq_ic(args[i], "auth") && more >= 2 {
-            auth_pair = Some((args[i + 1], args[i + 2]));
+            if !check_auth(c, args[i + 1], args[i + 2]) {
+                c.out
+                    .error("WRONGPASS invalid username-password pair or user is disabled.");
+                return;
+            }
+            c.conn.authed = true;
+            c.conn.user = String::from_utf8_lossy(args[i + 1]).into_owned();
             i += 3;
         } else if eq_ic(args[i], "setname") && more >= 1 {
-            setname = Some(args[i + 1]);
+            if !set_name(c, args[i + 1]) {
+                return;
+            }
             i += 2;
         } else {
             c.out.err(&format!(
@@ -288,26 +308,9 @@ fn hello(c: &mut SrvCtx, args: &[&[u8]]) {
             return;
         }
     }
-    if let Some((u, p)) = auth_pair {
-        if !check_auth(c, u, p) {
-            c.out
-                .error("WRONGPASS invalid username-password pair or user is disabled.");
-            return;
-        }
-        c.conn.authed = true;
-        c.conn.user = String::from_utf8_lossy(u).into_owned();
-    }
     if !c.conn.authed {
         c.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         return;
-    }
-    if let Some(n) = setname {
-        if !valid_name(n) {
-            c.out
-                .err("Client names cannot contain spaces, newlines or special characters.");
-            return;
-        }
-        c.conn.name = (!n.is_empty()).then(|| n.to_vec());
     }
     if let Some(v) = ver {
         c.conn.resp3 = v == 3;
@@ -405,12 +408,9 @@ fn client(c: &mut SrvCtx, args: &[&[u8]]) {
             None => c.out.null(),
         },
         "setname" => {
-            if !valid_name(args[2]) {
-                c.out.err("Client names cannot contain spaces, newlines or special characters.");
-                return;
+            if set_name(c, args[2]) {
+                c.out.ok();
             }
-            c.conn.name = (!args[2].is_empty()).then(|| args[2].to_vec());
-            c.out.ok();
         }
         "info" => {
             let mut line = c.conn.info_line(crate::util::now_ms());
@@ -616,16 +616,18 @@ fn client_kill(c: &mut SrvCtx, args: &[&[u8]]) {
         f.addr = Some(String::from_utf8_lossy(args[2]).into_owned());
         f.skipme = false;
     } else {
-        if !args.len().is_multiple_of(2) {
-            c.out.syntax();
-            return;
-        }
+        // Options are checked in order, as Redis does: an option without
+        // a value is a syntax error only when reached.
         for pair in args[2..].chunks(2) {
-            let (k, v) = (pair[0], pair[1]);
+            let &[k, v] = pair else {
+                c.out.syntax();
+                return;
+            };
             let vs = String::from_utf8_lossy(v).into_owned();
             if eq_ic(k, "id") {
+                // Like Redis, the last ID given is the one that counts.
                 match parse_i64(v).filter(|&x| x > 0) {
-                    Some(x) => f.ids.push(x as u64),
+                    Some(x) => f.ids = vec![x as u64],
                     None => {
                         c.out.err("client-id should be greater than 0");
                         return;
@@ -636,6 +638,11 @@ fn client_kill(c: &mut SrvCtx, args: &[&[u8]]) {
             } else if eq_ic(k, "laddr") {
                 f.laddr = Some(vs);
             } else if eq_ic(k, "user") {
+                // ringkv has no ACL users besides "default".
+                if vs != "default" {
+                    c.out.err(&format!("No such user '{vs}'"));
+                    return;
+                }
                 f.user = Some(vs);
             } else if eq_ic(k, "type") {
                 let t = vs.to_ascii_lowercase();

@@ -236,6 +236,36 @@ pub fn table() -> &'static Table {
     TABLE.get_or_init(Table::build)
 }
 
+/// Every subcommand's full name ("client|list"), keyed by (container,
+/// subcommand); built once, the strings live for the whole run.
+static FULL_NAMES: std::sync::OnceLock<
+    hashbrown::HashMap<(&'static str, &'static str), &'static str>,
+> = std::sync::OnceLock::new();
+
+/// The name Redis 7.0 reports for a request to `spec` (CLIENT LIST's and
+/// CLIENT INFO's `cmd=`): "container|sub" for a subcommand, the command's
+/// own name otherwise (a container given no subcommand included). None
+/// for an unknown subcommand, which Redis reports as "NULL".
+pub fn full_name(spec: &'static CmdSpec, args: &[&[u8]]) -> Option<&'static str> {
+    if spec.subs.is_empty() || args.len() < 2 {
+        return Some(spec.name);
+    }
+    let sub = spec
+        .subs
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(args[1]))?;
+    let names = FULL_NAMES.get_or_init(|| {
+        all_commands()
+            .flat_map(|c| c.subs.iter().map(move |s| (c.name, s.name)))
+            .map(|(c, s)| {
+                let full: &'static str = Box::leak(format!("{c}|{s}").into_boxed_str());
+                ((c, s), full)
+            })
+            .collect()
+    });
+    names.get(&(spec.name, sub.name)).copied()
+}
+
 /// The "unknown command" error text, as Redis 7.0 words it.
 pub fn unknown_command(args: &[&[u8]]) -> String {
     let mut s = format!(

@@ -629,26 +629,28 @@ const CONFIG_HELP: &[&str] = &[
 /// unless enable-protected-configs allows it.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
-/// CONFIG GET: name/value pairs for every pattern, each parameter once.
-/// An exact name (no glob characters) is echoed as given, as Redis does.
+/// CONFIG GET: name/value pairs for every pattern. Each registered name
+/// (a directive's main name or its alias) is reported once; a pattern
+/// that matches both reports both, as Redis 7.0 does. An exact name (no
+/// glob characters) is echoed as given.
 pub fn config_get(cfg: &Config, patterns: &[&[u8]]) -> Vec<(String, String)> {
     let mut seen: Vec<&'static str> = Vec::new();
     let mut out = Vec::new();
     for pat in patterns {
         if !pat.iter().any(|c| b"[*?".contains(c)) {
-            let name = String::from_utf8_lossy(pat).into_owned();
-            if let Some(p) = config::param(&name) {
-                if !seen.contains(&p.name) {
-                    seen.push(p.name);
-                    out.push((name, cfg.get(p.name).to_string()));
+            let given = String::from_utf8_lossy(pat).into_owned();
+            if let Some(n) = config::lookup(&given) {
+                if !seen.contains(&n.name) {
+                    seen.push(n.name);
+                    out.push((given, cfg.get(n.param.name).to_string()));
                 }
             }
             continue;
         }
-        for p in config::PARAMS {
-            if !seen.contains(&p.name) && glob_match(pat, p.name.as_bytes(), true) {
-                seen.push(p.name);
-                out.push((p.name.to_string(), cfg.get(p.name).to_string()));
+        for n in config::names() {
+            if !seen.contains(&n.name) && glob_match(pat, n.name.as_bytes(), true) {
+                seen.push(n.name);
+                out.push((n.name.to_string(), cfg.get(n.param.name).to_string()));
             }
         }
     }
@@ -664,8 +666,14 @@ fn valid_save(v: &str) -> bool {
 /// CONFIG SET name value [name value ...] on a copy of `cfg`: all the
 /// pairs apply or none does. `pairs` excludes "CONFIG SET"; `local` says
 /// whether the client is on a loopback address (enable-protected-configs
-/// local). The error is the full reply text after "-".
-pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, String> {
+/// local). Returns the new configuration and the directives it changed
+/// (main names, in argument order) for the apply step
+/// ([`config::apply_all`]). The error is the full reply text after "-".
+pub fn config_set(
+    cfg: &Config,
+    pairs: &[&[u8]],
+    local: bool,
+) -> Result<(Config, Vec<&'static str>), String> {
     if !pairs.len().is_multiple_of(2) {
         return Err("ERR syntax error".into());
     }
@@ -674,14 +682,15 @@ pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, 
         "local" => local,
         _ => false,
     };
-    // First pass, as Redis: the first unknown name wins; else the first
-    // immutable, protected or duplicate one.
+    // First pass, as Redis: the first error wins, be it an unknown,
+    // immutable, protected or duplicate name (named as given). A directive
+    // and its alias are different names here: the later one wins.
     let mut unknown: Option<String> = None;
     let mut err: Option<(String, &str)> = None;
-    let mut chosen: Vec<(&'static config::Param, String)> = Vec::new();
+    let mut chosen: Vec<(config::Name, String)> = Vec::new();
     for pair in pairs.chunks(2) {
         let given = String::from_utf8_lossy(pair[0]).into_owned();
-        let Some(p) = config::param(&given) else {
+        let Some(n) = config::lookup(&given) else {
             if unknown.is_none() && err.is_none() {
                 unknown = Some(given);
             }
@@ -690,14 +699,15 @@ pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, 
         if unknown.is_some() || err.is_some() {
             continue;
         }
+        let p = n.param;
         if !p.mutable {
             err = Some((given, "can't set immutable config"));
         } else if PROTECTED.contains(&p.name) && !prot_ok {
             err = Some((given, "can't set protected config"));
-        } else if chosen.iter().any(|(q, _)| q.name == p.name) {
+        } else if chosen.iter().any(|(q, _)| q.name == n.name) {
             err = Some((given, "duplicate parameter"));
         } else {
-            chosen.push((p, String::from_utf8_lossy(pair[1]).into_owned()));
+            chosen.push((n, String::from_utf8_lossy(pair[1]).into_owned()));
         }
     }
     if let Some(name) = unknown {
@@ -705,31 +715,29 @@ pub fn config_set(cfg: &Config, pairs: &[&[u8]], local: bool) -> Result<Config, 
             "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
         ));
     }
-    let fail = |name: &str, why: &str| {
-        format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
-    };
     if let Some((name, why)) = err {
-        return Err(fail(&name, why));
+        return Err(config_set_failed(&name, why));
     }
-    // Second pass: validate every value before anything changes (applying
-    // has side effects, e.g. loglevel).
-    let mut vals = Vec::with_capacity(chosen.len());
-    for (p, v) in &chosen {
-        if p.name == "save" && !valid_save(v) {
-            return Err(fail(p.name, "Invalid save parameters"));
+    // Second pass: set every value on the copy, in order; a bad value
+    // fails the whole command (named by its registered name, lower case).
+    let mut new = cfg.clone();
+    let mut changed: Vec<&'static str> = Vec::with_capacity(chosen.len());
+    for (n, v) in &chosen {
+        if n.param.name == "save" && !valid_save(v) {
+            return Err(config_set_failed(n.name, "Invalid save parameters"));
         }
         // One CONFIG SET argument holds the whole value, lists included.
-        let arg = std::slice::from_ref(v);
-        match config::normalise(p, arg) {
-            Ok(_) => vals.push(arg.to_vec()),
-            Err(e) => return Err(fail(p.name, &e)),
+        new.set_value(n.param.name, std::slice::from_ref(v))
+            .map_err(|e| config_set_failed(n.name, &e))?;
+        if !changed.contains(&n.param.name) {
+            changed.push(n.param.name);
         }
     }
-    let mut new = cfg.clone();
-    for ((p, _), v) in chosen.iter().zip(vals) {
-        new.apply(p.name, &v).map_err(|e| fail(p.name, &e))?;
-    }
-    Ok(new)
+    Ok((new, changed))
+}
+
+fn config_set_failed(name: &str, why: &str) -> String {
+    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
 }
 
 /// Is the peer address ("ip:port") a loopback one? Anything that is not
@@ -764,12 +772,28 @@ fn config_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
             let local = is_local(&ctx.conn.addr);
             let r = {
                 let mut c = g.config.write().unwrap_or_else(|e| e.into_inner());
-                config_set(&c, &args[2..], local).map(|new| *c = new)
+                config_set(&c, &args[2..], local).and_then(|(new, changed)| {
+                    // Apply step: side effects run with the lock held; if
+                    // one fails, those already run are undone and the old
+                    // configuration stays.
+                    config::apply_all(&c, &new, &changed, &mut config::apply_effect)
+                        .map_err(|(name, e)| {
+                            crate::log::warn(&format!(
+                                "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+                            ));
+                            config_set_failed(name, &e)
+                        })?;
+                    *c = new;
+                    Ok(())
+                })
             };
             match r {
                 Ok(()) => {
                     g.bump_config();
-                    ctx.sh.refresh_cfg();
+                    // Every shard takes the new values before the reply,
+                    // so the client's next command sees them wherever its
+                    // keys live (shards also refresh on their own cron).
+                    ctx.sh.on_all(|sh| sh.refresh_cfg());
                     ctx.out.ok();
                 }
                 Err(e) => ctx.out.error(&e),
@@ -1924,7 +1948,7 @@ mod tests {
     #[test]
     fn config_set_is_all_or_nothing() {
         let c = Config::default();
-        let set = |p: &[&[u8]]| config_set(&c, p, true);
+        let set = |p: &[&[u8]]| config_set(&c, p, true).map(|(n, _)| n);
         let n = set(&[b"maxclients", b"50", b"hz", b"20"]).unwrap();
         assert_eq!((n.get("maxclients"), n.get("hz")), ("50", "20"));
         assert_eq!(set(&[b"maxclients"]).unwrap_err(), "ERR syntax error");
@@ -1962,6 +1986,126 @@ mod tests {
             set(&[b"maxmemory", b"1kb"]).unwrap().get("maxmemory"),
             "1024"
         );
+    }
+
+    #[test]
+    fn config_get_reports_aliases_like_redis() {
+        let c = Config::default();
+        // A pattern matching a directive and its alias reports both.
+        let r = config_get(&c, &[b"list-max-*"]);
+        let names: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["list-max-listpack-size", "list-max-ziplist-size"]);
+        assert!(r.iter().all(|(_, v)| v == "-2"));
+        let r = config_get(&c, &[b"*ziplist*"]);
+        assert_eq!(r.len(), 5, "{r:?}");
+        // Exact names: each once (case-insensitively), echoed as given; a
+        // name and its alias are two entries.
+        let r = config_get(
+            &c,
+            &[
+                b"HASH-MAX-ZIPLIST-ENTRIES",
+                b"hash-max-ziplist-entries",
+                b"hash-max-listpack-entries",
+                b"hash-max-*",
+            ],
+        );
+        let names: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "HASH-MAX-ZIPLIST-ENTRIES",
+                "hash-max-listpack-entries",
+                "hash-max-listpack-value",
+                "hash-max-ziplist-value"
+            ]
+        );
+        assert_eq!(config_get(&c, &[b"lua-time-limit"])[0].1, "5000");
+        // Aliases of directives ringkv lacks are unknown like those.
+        assert!(config_get(&c, &[b"slaveof", b"slave-priority"]).is_empty());
+    }
+
+    #[test]
+    fn config_set_aliases_like_redis() {
+        let c = Config::default();
+        let set = |p: &[&[u8]]| config_set(&c, p, true);
+        let (n, changed) = set(&[b"list-max-ziplist-size", b"5"]).unwrap();
+        assert_eq!(n.get("list-max-listpack-size"), "5");
+        assert_eq!(changed, ["list-max-listpack-size"]);
+        // Not a duplicate in Redis 7.0: the later one wins.
+        let (n, _) = set(&[
+            b"list-max-ziplist-size",
+            b"5",
+            b"list-max-listpack-size",
+            b"7",
+        ])
+        .unwrap();
+        assert_eq!(n.get("list-max-listpack-size"), "7");
+        let (n, _) = set(&[b"lua-time-limit", b"6000"]).unwrap();
+        assert_eq!(n.get("busy-reply-threshold"), "6000");
+        let (n, _) = set(&[b"slave-read-only", b"no"]).unwrap();
+        assert_eq!(n.get("replica-read-only"), "no");
+        // A bad value names the alias, lower case; name errors name the
+        // argument as given.
+        assert_eq!(
+            set(&[b"LIST-max-ziplist-size", b"abc"]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'list-max-ziplist-size') - argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            set(&[b"Hz", b"5", b"HZ", b"6"]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'HZ') - duplicate parameter"
+        );
+        // Name errors come before any value check.
+        assert_eq!(
+            set(&[b"hz", b"5", b"maxmemory-policy", b"nope", b"hz", b"7"]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'hz') - duplicate parameter"
+        );
+        assert_eq!(
+            set(&[b"hz", b"5", b"DAEMONIZE", b"yes", b"nosuch", b"1"]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'DAEMONIZE') - can't set immutable config"
+        );
+        assert_eq!(
+            set(&[b"hz", b"5", b"slaveof", b"1 2"]).unwrap_err(),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'slaveof'"
+        );
+        assert!(set(&[b"hz", b"20", b"maxmemory-policy", b"nope"])
+            .unwrap_err()
+            .starts_with("ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru,"));
+    }
+
+    #[test]
+    fn config_set_apply_failure_rolls_back() {
+        let old = Config::default();
+        let pairs: &[&[u8]] = &[b"hz", b"20", b"maxclients", b"50", b"timeout", b"9"];
+        let (new, changed) = config_set(&old, pairs, true).unwrap();
+        assert_eq!(changed, ["hz", "maxclients", "timeout"]);
+        // An effect log standing for the server's state: the third apply
+        // fails, so the first two are undone with the old values.
+        let mut log: Vec<(String, String)> = Vec::new();
+        let r = config::apply_all(&old, &new, &changed, &mut |name, v| {
+            log.push((name.to_string(), v.to_string()));
+            if name == "timeout" {
+                Err("cannot apply".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err(("timeout", "cannot apply".to_string())));
+        let want: Vec<(String, String)> = [
+            ("hz", "20"),
+            ("maxclients", "50"),
+            ("timeout", "9"),
+            ("maxclients", "10000"),
+            ("hz", "10"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(log, want);
+        // With the real effects: loglevel changes only once the whole
+        // command applies.
+        let (new, changed) = config_set(&old, &[b"loglevel", b"warning"], true).unwrap();
+        assert!(config::apply_all(&old, &new, &changed, &mut config::apply_effect).is_ok());
+        assert!(config::apply_all(&new, &old, &changed, &mut config::apply_effect).is_ok());
     }
 
     #[test]

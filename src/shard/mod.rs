@@ -428,7 +428,14 @@ impl Shard {
                             pos += consumed;
                             continue;
                         }
-                        match self.dispatch(conn, wbuf, &args, idx) {
+                        // For CLIENT LIST: the input from this request on,
+                        // and the running command's arguments.
+                        conn.cur_qbuf = buf.len() - pos;
+                        conn.cur_argv = args.iter().map(|a| a.len()).sum();
+                        conn.cur_argc = args.len();
+                        let flow = self.dispatch(conn, wbuf, &args, idx);
+                        (conn.cur_qbuf, conn.cur_argv, conn.cur_argc) = (0, 0, 0);
+                        match flow {
                             Flow::Next => pos += consumed,
                             Flow::Stop => {
                                 pos += consumed;
@@ -489,12 +496,13 @@ impl Shard {
         let mut out = Out::new(out_buf, conn.resp3);
 
         let Some((ci, spec)) = t.get(args[0]) else {
+            conn.last_cmd = "NULL";
             out.err(&cmd::unknown_command(args));
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
         };
-        conn.last_cmd = spec.name;
+        conn.last_cmd = cmd::full_name(spec, args).unwrap_or("NULL");
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
             out.error("NOAUTH Authentication required.");
             self.stats.cmds[ci as usize].rejected += 1;

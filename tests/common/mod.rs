@@ -740,3 +740,53 @@ pub fn run_until_exit(
     let _ = std::fs::remove_file(&log_path);
     (status, out)
 }
+
+impl Server {
+    /// Starts ringkv with `conf` as its config file (the first argument,
+    /// as redis-server wants it) followed by ringkv's usual arguments and
+    /// `extra_args`.
+    pub fn ringkv_conf(conf: &Path, extra_args: &[&str]) -> Server {
+        let bin = ringkv_bin();
+        let conf = conf.display().to_string();
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let label = format!("ringkv {conf} {}", extra.join(" "));
+        Server::start(&bin, Flavor::Ringkv, &label, move |port| {
+            let mut a = vec![conf.clone()];
+            if is_redis_server(&ringkv_bin()) {
+                a.extend(redis_server_args(port));
+            } else {
+                a.extend(
+                    [
+                        "--port",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--shards",
+                        "1",
+                        "--no-pin",
+                        "--save",
+                        "",
+                    ]
+                    .map(String::from),
+                );
+            }
+            a.extend(extra.iter().cloned());
+            a
+        })
+    }
+
+    /// Starts a real redis-server with `conf` as its config file, then
+    /// its usual arguments and `extra_args`; `None` when not installed.
+    pub fn redis_conf(conf: &Path, extra_args: &[&str]) -> Option<Server> {
+        let bin = require_tool("redis-server")?;
+        let conf = conf.display().to_string();
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let label = format!("redis-server {conf} {}", extra.join(" "));
+        Some(Server::start(&bin, Flavor::Redis, &label, move |port| {
+            let mut a = vec![conf.clone()];
+            a.extend(redis_server_args(port));
+            a.extend(extra.iter().cloned());
+            a
+        }))
+    }
+}
