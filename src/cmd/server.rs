@@ -769,7 +769,9 @@ fn config_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
             match r {
                 Ok(()) => {
                     g.bump_config();
-                    ctx.sh.refresh_cfg();
+                    // Every shard uses the new values from the next
+                    // request on (not only after its next cron).
+                    ctx.sh.on_all(|sh: &mut Shard| sh.refresh_cfg());
                     ctx.out.ok();
                 }
                 Err(e) => ctx.out.error(&e),
@@ -881,9 +883,13 @@ struct ShardFig {
     msgs_received: u64,
     cpu: (libc::timeval, libc::timeval),
     blocked: usize,
+    /// Recent peak client input and output buffer sizes.
+    peak_in: usize,
+    peak_out: usize,
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
+    let (peak_in, peak_out) = sh.peaks.recent(now_ms());
     let st = &sh.stats;
     ShardFig {
         id: sh.id,
@@ -913,6 +919,8 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
         total_error_replies: st.total_error_replies,
         conns: sh.conns.iter().filter(|c| c.is_some()).count(),
         blocked: sh.blocked_conns.len(),
+        peak_in,
+        peak_out,
         msgs_sent: sh.mesh.sent,
         msgs_received: sh.mesh.received,
         // This closure runs on the shard's own thread.
@@ -1089,8 +1097,18 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         );
         kv!(s, "cluster_connections", "0");
         kv!(s, "maxclients", "{}", cfg.get("maxclients"));
-        kv!(s, "client_recent_max_input_buffer", "0");
-        kv!(s, "client_recent_max_output_buffer", "0");
+        kv!(
+            s,
+            "client_recent_max_input_buffer",
+            "{}",
+            figs.iter().map(|f| f.peak_in).max().unwrap_or(0)
+        );
+        kv!(
+            s,
+            "client_recent_max_output_buffer",
+            "{}",
+            figs.iter().map(|f| f.peak_out).max().unwrap_or(0)
+        );
         kv!(
             s,
             "blocked_clients",

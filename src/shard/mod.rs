@@ -9,6 +9,7 @@
 //! transaction ([`Shard::tx`]) that holds every shard involved, so no client
 //! ever observes half of it.
 
+pub mod clients;
 pub mod dict;
 pub mod keyspace;
 pub mod mesh;
@@ -120,6 +121,8 @@ pub struct ShardCfg {
     pub timeout_s: u64,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
+    /// client-output-buffer-limit of the normal class.
+    pub obuf_normal: crate::conn::OutLimit,
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
@@ -164,6 +167,8 @@ pub struct Shard {
     pub snap_last: std::time::Instant,
     /// Start-up load batches for this shard while loading dump.rdb.
     pub load_rx: Option<std::sync::mpsc::Receiver<Vec<crate::persist::LoadItem>>>,
+    /// Recent peak client buffer sizes (INFO clients).
+    pub peaks: clients::ClientPeaks,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -245,6 +250,7 @@ impl Shard {
             metrics: crate::metrics::Metrics::default(),
             snap_last: std::time::Instant::now(),
             load_rx,
+            peaks: clients::ClientPeaks::default(),
         }
     }
 
@@ -414,6 +420,10 @@ impl Shard {
             while pos < buf.len() {
                 if conn.kill || conn.close_after_reply {
                     pos = buf.len();
+                    break;
+                }
+                if conn.pause_if_full(wbuf.len(), &self.cfg.obuf_normal) {
+                    // Too much output waits: keep the rest for later.
                     break;
                 }
                 args.clear();
@@ -1276,6 +1286,7 @@ impl Shard {
             st.completions,
         );
         st.window.push(now, counters);
+        self.clients_cron(now);
         if self.cfg.timeout_s > 0 {
             let limit = self.cfg.timeout_s * 1000;
             for i in 0..self.conns.len() {
