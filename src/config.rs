@@ -278,6 +278,62 @@ pub fn parse_mem(s: &str) -> Option<i64> {
     v.checked_mul(mul)
 }
 
+/// Output buffer limits per client class: (class, (hard bytes, soft
+/// bytes, soft seconds)).
+type ObufLimits = Vec<(&'static str, (u64, u64, u64))>;
+
+/// Parses client-output-buffer-limit's "class hard soft seconds ..."
+/// (`replica` is another name of `slave`), with Redis's error texts.
+fn parse_obuf_limits(v: &str) -> Result<ObufLimits, String> {
+    let w: Vec<&str> = v.split_whitespace().collect();
+    if !w.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut out: ObufLimits = Vec::new();
+    for g in w.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = parse_mem(g[1]).ok_or_else(bad)?;
+        let soft = parse_mem(g[2]).ok_or_else(bad)?;
+        let secs = crate::util::parse_i64(g[3].as_bytes())
+            .filter(|&s| s >= 0)
+            .ok_or_else(bad)?;
+        let lim = (hard as u64, soft as u64, secs as u64);
+        match out.iter_mut().find(|(c, _)| *c == class) {
+            Some(slot) => slot.1 = lim,
+            None => out.push((class, lim)),
+        }
+    }
+    Ok(out)
+}
+
+/// Formats limits the way CONFIG GET shows them: classes in Redis's order.
+fn format_obuf_limits(l: &ObufLimits) -> String {
+    ["normal", "slave", "pubsub"]
+        .iter()
+        .filter_map(|class| l.iter().find(|(c, _)| c == class))
+        .map(|(c, (h, s, t))| format!("{c} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One class's limits from a client-output-buffer-limit value (no limit
+/// when it is missing or unreadable).
+pub fn obuf_limit(v: &str, class: &str) -> crate::conn::OutLimit {
+    parse_obuf_limits(v)
+        .ok()
+        .and_then(|l| l.into_iter().find(|(c, _)| *c == class))
+        .map(|(_, (h, s, t))| crate::conn::OutLimit::new(h, s, t))
+        .unwrap_or_default()
+}
+
 /// Validates and normalises a value for `p`; the error text follows
 /// Redis's CONFIG SET wording.
 pub fn normalise(p: &Param, vals: &[String]) -> Result<String, String> {
@@ -287,6 +343,9 @@ pub fn normalise(p: &Param, vals: &[String]) -> Result<String, String> {
             crate::persist::parse_save_params(&v)
                 .map(|_| v.split_whitespace().collect::<Vec<_>>().join(" "))
                 .map_err(|_| "Invalid save parameters".to_string())
+        }
+        Kind::List if p.name == "client-output-buffer-limit" => {
+            parse_obuf_limits(&vals.join(" ")).map(|l| format_obuf_limits(&l))
         }
         Kind::List => Ok(vals.join(" ")),
         Kind::Str if p.name == "dir" && vals.len() == 1 => {
@@ -318,9 +377,21 @@ pub fn normalise(p: &Param, vals: &[String]) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Mem => parse_mem(&vals[0])
-            .map(|v| v.to_string())
-            .ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Mem => {
+            let v =
+                parse_mem(&vals[0]).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // Redis refuses limits under 1 MB for these two.
+            let min = match p.name {
+                "proto-max-bulk-len" | "client-query-buffer-limit" => 1 << 20,
+                _ => 0,
+            };
+            if v < min {
+                return Err(format!(
+                    "argument must be between {min} and {MAX} inclusive"
+                ));
+            }
+            Ok(v.to_string())
+        }
         Kind::Enum(opts) => {
             let v = vals[0].to_ascii_lowercase();
             if opts.contains(&v.as_str()) {
@@ -436,7 +507,18 @@ impl Config {
     pub fn set_value(&mut self, name: &str, vals: &[String]) -> Result<&'static Param, String> {
         let p =
             param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        let v = normalise(p, vals)?;
+        let mut v = normalise(p, vals)?;
+        if p.name == "client-output-buffer-limit" {
+            // Only the classes given change.
+            let mut all = parse_obuf_limits(self.get(p.name)).unwrap_or_default();
+            for (class, lim) in parse_obuf_limits(&v)? {
+                match all.iter_mut().find(|(c, _)| *c == class) {
+                    Some(slot) => slot.1 = lim,
+                    None => all.push((class, lim)),
+                }
+            }
+            v = format_obuf_limits(&all);
+        }
         self.values.insert(p.name, v);
         Ok(p)
     }
@@ -709,6 +791,45 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(text, "# keep\nhash-max-listpack-entries 99\n");
+    }
+
+    #[test]
+    fn output_buffer_limits() {
+        let mut c = Config::default();
+        let p = param("client-output-buffer-limit").unwrap();
+        assert_eq!(c.get(p.name), p.default);
+        let set = |c: &mut Config, v: &str| c.apply(p.name, &[v.to_string()]);
+        set(&mut c, "pubsub 1mb 2kb 30 replica 1k 2 3").unwrap();
+        assert_eq!(
+            c.get(p.name),
+            "normal 0 0 0 slave 1000 2 3 pubsub 1048576 2048 30"
+        );
+        // Nothing given changes nothing.
+        set(&mut c, "").unwrap();
+        assert_eq!(
+            c.get(p.name),
+            "normal 0 0 0 slave 1000 2 3 pubsub 1048576 2048 30"
+        );
+        // A config file line's words.
+        let words: Vec<String> = ["NORMAL", "1mb", "0", "0"].map(String::from).into();
+        c.apply(p.name, &words).unwrap();
+        assert_eq!(obuf_limit(c.get(p.name), "normal").hard, 1 << 20);
+        assert_eq!(obuf_limit(c.get(p.name), "pubsub").soft_secs, 30);
+        for (v, e) in [
+            ("normal 1 2", "Wrong number"),
+            ("master 1 1 1", "Invalid client class"),
+            ("normal 10mbs 1 1", "Error in hard"),
+            ("normal 1 1 x", "Error in hard"),
+            ("normal 1 1 -1", "Error in hard"),
+            ("normal -1 1 1", "Error in hard"),
+        ] {
+            let err = set(&mut c, v).unwrap_err();
+            assert!(err.starts_with(e), "{v}: {err}");
+        }
+        assert_eq!(
+            obuf_limit("junk", "normal"),
+            crate::conn::OutLimit::default()
+        );
     }
 
     #[test]

@@ -31,6 +31,59 @@ pub struct Blocked {
     pub null_array: bool,
 }
 
+/// Parsing stops while more than this many replies wait for other shards
+/// (the pipeline-order slots of `pending`); it resumes at half of it.
+/// Replies of commands already sent to other shards cannot be held back,
+/// so this bounds what a client that does not read can make them produce
+/// on top of [`OUTPUT_PAUSE`] (64 replies, whatever their size).
+pub const PENDING_PAUSE: usize = 64;
+
+/// Parsing stops while a client's unsent output is over this many bytes,
+/// whatever its class limit (the normal class has none by default); it
+/// resumes when half of it was sent. Reading stops meanwhile too, so a
+/// client that never reads its replies holds at most about this much
+/// server memory (plus one reply) and TCP flow control pushes back on it.
+pub const OUTPUT_PAUSE: usize = 64 << 20;
+
+/// The client-output-buffer-limit of one client class, in bytes and
+/// seconds (0 = no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+    /// Output length over which the limit must be checked: the smaller
+    /// non-zero one of hard and soft (usize::MAX when both are 0).
+    pub check_at: usize,
+    /// Output length at which parsing stops: [`OUTPUT_PAUSE`], or the hard
+    /// limit when it is lower.
+    pub stop_at: usize,
+}
+
+impl OutLimit {
+    pub fn new(hard: u64, soft: u64, soft_secs: u64) -> OutLimit {
+        let nz = |v: u64| if v == 0 { u64::MAX } else { v };
+        let check_at = match nz(hard).min(nz(soft)) {
+            u64::MAX => usize::MAX,
+            m => usize::try_from(m - 1).unwrap_or(usize::MAX),
+        };
+        let stop_at = OUTPUT_PAUSE.min(usize::try_from(nz(hard)).unwrap_or(usize::MAX));
+        OutLimit {
+            hard,
+            soft,
+            soft_secs,
+            check_at,
+            stop_at,
+        }
+    }
+}
+
+impl Default for OutLimit {
+    fn default() -> Self {
+        OutLimit::new(0, 0, 0)
+    }
+}
+
 pub struct Conn {
     pub id: u64,
     pub fd: i32,
@@ -96,6 +149,16 @@ pub struct Conn {
     /// retry), for when the other shard answers.
     pub hold_args: Option<Vec<Vec<u8>>>,
     pub hold_prev: Option<Box<Blocked>>,
+    /// Requests stay unparsed until the output drained (see
+    /// [`Conn::pause_if_full`]).
+    pub parse_paused: bool,
+    /// Reading stopped too: the pause is for output bytes.
+    pub read_paused: bool,
+    /// When the output first went over the soft limit (Unix ms; 0 = not
+    /// over it).
+    pub soft_since_ms: u64,
+    /// The epoll backend's current interest set for this socket.
+    pub ep_events: u32,
 }
 
 impl Conn {
@@ -144,6 +207,92 @@ impl Conn {
             hold_seq: None,
             hold_args: None,
             hold_prev: None,
+            parse_paused: false,
+            read_paused: false,
+            soft_since_ms: 0,
+            ep_events: libc::EPOLLIN as u32,
+        }
+    }
+
+    /// Bytes of output this connection holds: replies not handed to the
+    /// kernel yet, plus the buffer being sent (all of it: it stays
+    /// allocated until the kernel took its last byte).
+    #[inline]
+    pub fn output_len(&self) -> usize {
+        self.wbuf.len() + self.sending.len()
+    }
+
+    /// Called by the request loop before each request: true when it must
+    /// stop because too much output waits for this client. `wbuf_len` is
+    /// the length of the output buffer the loop appends to (taken out of
+    /// the connection meanwhile). Over [`OutLimit::stop_at`] bytes, reading
+    /// stops too; over [`PENDING_PAUSE`] replies out on other shards, only
+    /// parsing does (those replies come back soon). The common case costs
+    /// an addition and two comparisons.
+    #[inline]
+    pub fn pause_if_full(&mut self, wbuf_len: usize, lim: &OutLimit) -> bool {
+        let bytes = wbuf_len + self.sending.len() > lim.stop_at;
+        if !bytes && self.pending.len() <= PENDING_PAUSE {
+            return false;
+        }
+        self.parse_paused = true;
+        self.read_paused |= bytes;
+        true
+    }
+
+    /// Whether a client stopped by [`Conn::pause_if_full`] may run requests
+    /// again: its output drained to half the bounds.
+    #[inline]
+    pub fn may_resume(&self, lim: &OutLimit) -> bool {
+        self.output_len() <= lim.stop_at / 2 && self.pending.len() <= PENDING_PAUSE / 2
+    }
+
+    /// Checks the output against the client's class limits: true when the
+    /// client must be closed (over the hard limit, or over the soft limit
+    /// for longer than its seconds). Call only when `output_len()` is over
+    /// `lim.check_at` or the soft-limit clock runs.
+    pub fn over_output_limit(&mut self, lim: &OutLimit, now_ms: u64) -> bool {
+        let used = self.output_len() as u64;
+        if lim.hard > 0 && used >= lim.hard {
+            return true;
+        }
+        if lim.soft > 0 && used >= lim.soft {
+            if self.soft_since_ms == 0 {
+                self.soft_since_ms = now_ms.max(1);
+                return false;
+            }
+            return now_ms.saturating_sub(self.soft_since_ms) > lim.soft_secs * 1000;
+        }
+        self.soft_since_ms = 0;
+        false
+    }
+
+    /// Gives back query buffer memory a big request left behind (as
+    /// Redis's clientsCronResizeQueryBuffer): only when at least 4 KB are
+    /// unused, and then when the client is idle for over 2 s, or when the
+    /// buffer is over 32 KB and less than half of it is used. Idle output
+    /// buffers over 64 KB are released too. Run from the shard cron.
+    pub fn shrink_buffers(&mut self, now_ms: u64) {
+        let cap = self.rbuf.capacity();
+        let len = self.rbuf.len();
+        if cap - len > 4096 {
+            let idle = now_ms.saturating_sub(self.last_ms) > 2000;
+            if idle || (cap > 32 * 1024 && len < cap / 2) {
+                // Keep room for the request being received.
+                let keep = len.max(self.need.min(cap));
+                if keep == 0 {
+                    self.rbuf = Vec::new();
+                } else {
+                    self.rbuf.shrink_to(keep);
+                }
+            }
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 64 * 1024 {
+            self.wbuf = Vec::with_capacity(1024);
+        }
+        // The I/O backend owns `sending` while a send is in flight.
+        if self.sending.is_empty() && !self.send_inflight && self.sending.capacity() > 64 * 1024 {
+            self.sending = Vec::new();
         }
     }
 

@@ -487,3 +487,309 @@ fn connection_churn() {
         }
     });
 }
+
+// ----- client buffer limits ------------------------------------------------
+
+/// One `INFO clients` field as a number.
+fn clients_field(con: &mut redis::Connection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO has no {field}:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// False under a `RINGKV_TEST_BIN=.../redis-server` override (for checks
+/// of ringkv's own wording or behaviour).
+fn is_ringkv_under_test() -> bool {
+    !ringkv_bin()
+        .file_name()
+        .map(|n| n.to_string_lossy().contains("redis-server"))
+        .unwrap_or(false)
+}
+
+/// Polls `cond` every 50 ms for up to `limit`; returns whether it held.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if t0.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The server's resident memory (VmRSS) in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+#[test]
+fn output_buffer_limit_config_round_trips() {
+    let mut srv = Server::ringkv(1, &[]);
+    let mut con = srv.client();
+    let get = |con: &mut redis::Connection| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("client-output-buffer-limit")
+            .query(con)
+            .unwrap();
+        v[1].clone()
+    };
+    assert_eq!(
+        get(&mut con),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    // Only the classes given change; `replica` is `slave`.
+    ok(
+        &mut con,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 2kb 30 replica 1k 2 3",
+        ],
+    );
+    assert_eq!(
+        get(&mut con),
+        "normal 0 0 0 slave 1000 2 3 pubsub 1048576 2048 30"
+    );
+    let fail = |why: &str| {
+        format!(
+            "ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - {why}"
+        )
+    };
+    for (v, why) in [
+        (
+            "normal 1 2",
+            "Wrong number of arguments in buffer limit configuration.",
+        ),
+        (
+            "master 1 1 1",
+            "Invalid client class specified in buffer limit configuration.",
+        ),
+        (
+            "normal 10mbs 1 1",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+        (
+            "normal 1 1 -1",
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+        ),
+    ] {
+        assert_eq!(
+            err(
+                &mut con,
+                &["CONFIG", "SET", "client-output-buffer-limit", v]
+            ),
+            fail(why),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        get(&mut con),
+        "normal 0 0 0 slave 1000 2 3 pubsub 1048576 2048 30"
+    );
+    // The two input limits refuse less than 1 MB, as Redis does.
+    for name in ["proto-max-bulk-len", "client-query-buffer-limit"] {
+        assert_eq!(
+            err(&mut con, &["CONFIG", "SET", name, "1000"]),
+            format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between 1048576 and 9223372036854775807 inclusive"
+            )
+        );
+    }
+    srv.assert_alive();
+}
+
+#[test]
+fn input_limits_set_at_run_time_apply() {
+    for (shards, extra) in CONFIGS {
+        let mut srv = Server::ringkv(shards, extra);
+        let mut con = srv.client();
+        ok(&mut con, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]);
+        expect_reply_and_close(
+            &srv,
+            b"*1\r\n$1048577\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        );
+        // A bulk at the limit is accepted (and waited for).
+        let mut c = srv.raw_conn();
+        c.send(b"*1\r\n$1048576\r\n");
+        assert!(c
+            .read_idle(Duration::from_millis(200), Duration::from_secs(1))
+            .is_empty());
+        ok(&mut con, &["CONFIG", "SET", "proto-max-bulk-len", "512mb"]);
+        // A query buffer over client-query-buffer-limit closes the client
+        // without a reply.
+        ok(
+            &mut con,
+            &["CONFIG", "SET", "client-query-buffer-limit", "1mb"],
+        );
+        let mut c = srv.raw_conn();
+        let mut req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n".to_vec();
+        req.extend(std::iter::repeat_n(b'y', 1_500_000));
+        let _ = c.try_send(&req);
+        let (got, closed) = c.read_to_eof(Duration::from_secs(5));
+        assert!(closed && got.is_empty(), "{}", lossy(&got));
+        assert_eq!(run(&mut con, &["EXISTS", "k"]), Ok(Value::Int(0)));
+        srv.assert_alive();
+    }
+}
+
+#[test]
+fn output_buffer_limit_disconnects_a_client_that_does_not_read() {
+    for (shards, extra) in CONFIGS {
+        eprintln!("--- running with --shards {shards} {extra:?}");
+        let mut srv = Server::ringkv(shards, extra);
+        let mut con = srv.client();
+        ok(
+            &mut con,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 1mb 0 0",
+            ],
+        );
+        let v = "v".repeat(100_000);
+        ok(&mut con, &["SET", "big", &v]);
+        // 1000 GETs: 100 MB of replies it never reads.
+        let mut slow = srv.raw_conn();
+        slow.send(&b"GET big\r\n".repeat(1000));
+        assert!(
+            wait_for(Duration::from_secs(10), || clients_field(
+                &mut con,
+                "connected_clients"
+            ) == 1),
+            "the client over its output limit must be closed"
+        );
+        let (got, closed) = slow.read_to_eof(Duration::from_secs(10));
+        assert!(closed, "connection closed");
+        assert!(got.len() < 50_000_000, "got {} bytes", got.len());
+        // Everyone else is served.
+        assert_eq!(run(&mut con, &["GET", "big"]), Ok(bulk(&v)));
+        let mut other = srv.raw_conn();
+        other.send(b"GET big\r\n");
+        let reply = other.read_len(100_011, Duration::from_secs(5));
+        assert_eq!(reply.len(), 100_011);
+        srv.assert_alive();
+        if is_ringkv_under_test() {
+            let log = srv.log();
+            assert!(
+                log.contains("exceed the normal class client-output-buffer-limit"),
+                "{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn info_reports_recent_max_client_buffers() {
+    for (shards, extra) in CONFIGS {
+        eprintln!("--- running with --shards {shards} {extra:?}");
+        let mut srv = Server::ringkv(shards, extra);
+        let mut con = srv.client();
+        ok(&mut con, &["SET", "big", &"v".repeat(100_000)]);
+        // 20 MB of replies left unread, and half of a 2 MB request.
+        let mut slow = srv.raw_conn();
+        slow.send(&b"GET big\r\n".repeat(200));
+        let mut part = srv.raw_conn();
+        let mut req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n".to_vec();
+        req.extend(std::iter::repeat_n(b'y', 1_000_000));
+        part.send(&req);
+        let (mut inp, mut out) = (0, 0);
+        let seen = wait_for(Duration::from_secs(10), || {
+            inp = clients_field(&mut con, "client_recent_max_input_buffer");
+            out = clients_field(&mut con, "client_recent_max_output_buffer");
+            inp >= 900_000 && out >= 1_000_000
+        });
+        assert!(seen, "input peak {inp}, output peak {out}");
+        drop((slow, part));
+        srv.assert_alive();
+    }
+}
+
+#[test]
+fn query_buffer_shrinks_after_a_big_request() {
+    for (shards, extra) in CONFIGS {
+        eprintln!("--- running with --shards {shards} {extra:?}");
+        let mut srv = Server::ringkv(shards, extra);
+        let mut big = srv.client();
+        ok(&mut big, &["CLIENT", "SETNAME", "big"]);
+        ok(&mut big, &["SET", "k", &"x".repeat(10 << 20)]);
+        let mut con = srv.client();
+        let mut line = String::new();
+        let shrunk = wait_for(Duration::from_secs(10), || {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+            line = list
+                .lines()
+                .find(|l| l.contains(" name=big "))
+                .unwrap_or_default()
+                .to_string();
+            let field = |f: &str| -> u64 {
+                line.split(' ')
+                    .find_map(|kv| kv.strip_prefix(f))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u64::MAX)
+            };
+            field("qbuf=") == 0 && field("qbuf-free=") <= 32 * 1024
+        });
+        assert!(shrunk, "query buffer still big: {line}");
+        // The client still works.
+        assert_eq!(run(&mut big, &["STRLEN", "k"]), Ok(Value::Int(10 << 20)));
+        srv.assert_alive();
+    }
+}
+
+#[test]
+fn slow_reader_memory_stays_bounded() {
+    for (shards, extra) in CONFIGS {
+        eprintln!("--- running with --shards {shards} {extra:?}");
+        let mut srv = Server::ringkv(shards, extra);
+        let mut con = srv.client();
+        let v = "v".repeat(1 << 20);
+        ok(&mut con, &["SET", "big", &v]);
+        let base = rss_bytes(srv.pid());
+        // 1000 GETs of 1 MB: 1 GB of replies, not read for 2 s.
+        let n = 1000;
+        let mut slow = srv.raw_conn();
+        slow.send(&b"GET big\r\n".repeat(n));
+        let mut peak = 0;
+        for _ in 0..20 {
+            thread::sleep(Duration::from_millis(100));
+            peak = peak.max(rss_bytes(srv.pid()));
+        }
+        eprintln!(
+            "rss before {} MB, peak while not reading {} MB",
+            base >> 20,
+            peak >> 20
+        );
+        // Redis has no such bound (its normal class is unlimited).
+        if is_ringkv_under_test() {
+            assert!(
+                peak < base + (512 << 20),
+                "server memory grew from {} MB to {} MB",
+                base >> 20,
+                peak >> 20
+            );
+        }
+        // Reading resumes the client: every reply arrives, in full.
+        let one = format!("${}\r\n{v}\r\n", v.len()).into_bytes();
+        let got = slow.read_len(one.len() * n, Duration::from_secs(120));
+        assert_eq!(got.len(), one.len() * n);
+        assert!(got.chunks(one.len()).all(|c| c == one.as_slice()));
+        assert_eq!(run(&mut con, &["PING"]), Ok(status("PONG")));
+        srv.assert_alive();
+    }
+}

@@ -905,9 +905,13 @@ struct ShardFig {
     msgs_received: u64,
     cpu: (libc::timeval, libc::timeval),
     blocked: usize,
+    /// Recent peak client input and output buffer sizes.
+    peak_in: usize,
+    peak_out: usize,
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
+    let (peak_in, peak_out) = sh.peaks.recent(now_ms());
     let st = &sh.stats;
     ShardFig {
         id: sh.id,
@@ -937,6 +941,8 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
         total_error_replies: st.total_error_replies,
         conns: sh.conns.iter().filter(|c| c.is_some()).count(),
         blocked: sh.blocked_conns.len(),
+        peak_in,
+        peak_out,
         msgs_sent: sh.mesh.sent,
         msgs_received: sh.mesh.received,
         // This closure runs on the shard's own thread.
@@ -1113,8 +1119,18 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         );
         kv!(s, "cluster_connections", "0");
         kv!(s, "maxclients", "{}", cfg.get("maxclients"));
-        kv!(s, "client_recent_max_input_buffer", "0");
-        kv!(s, "client_recent_max_output_buffer", "0");
+        kv!(
+            s,
+            "client_recent_max_input_buffer",
+            "{}",
+            figs.iter().map(|f| f.peak_in).max().unwrap_or(0)
+        );
+        kv!(
+            s,
+            "client_recent_max_output_buffer",
+            "{}",
+            figs.iter().map(|f| f.peak_out).max().unwrap_or(0)
+        );
         kv!(
             s,
             "blocked_clients",

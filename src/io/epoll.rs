@@ -41,14 +41,33 @@ fn close_conn(sh: &mut Shard, ep: i32, idx: u32) {
     }
 }
 
+/// Sets the socket's interest: input unless reads are paused (too much
+/// output waits), output while some could not be written.
+fn set_events(sh: &mut Shard, ep: i32, idx: u32) {
+    let Some(c) = sh.conn(idx) else { return };
+    let mut ev = 0;
+    if !c.read_paused {
+        ev |= libc::EPOLLIN as u32;
+    }
+    if c.want_write {
+        ev |= libc::EPOLLOUT as u32;
+    }
+    if ev != c.ep_events {
+        c.ep_events = ev;
+        let (fd, gen) = (c.fd, c.gen);
+        ctl(ep, libc::EPOLL_CTL_MOD, fd, ev, key(KIND_CONN, idx, gen));
+    }
+}
+
 /// Writes as much pending output as the socket takes.
 fn flush(sh: &mut Shard, ep: i32, idx: u32) {
     let Some(c) = sh.conn(idx) else { return };
     c.in_dirty = false;
-    if c.kill {
+    if c.kill || sh.output_limit_hit(idx) {
         close_conn(sh, ep, idx);
         return;
     }
+    let c = sh.conn(idx).expect("conn");
     loop {
         if c.send_off >= c.sending.len() {
             c.sending.clear();
@@ -75,33 +94,17 @@ fn flush(sh: &mut Shard, ep: i32, idx: u32) {
         }
         let err = std::io::Error::last_os_error().raw_os_error();
         if n < 0 && (err == Some(libc::EAGAIN) || err == Some(libc::EINTR)) {
-            if !c.want_write {
-                c.want_write = true;
-                let (fd, gen) = (c.fd, c.gen);
-                ctl(
-                    ep,
-                    libc::EPOLL_CTL_MOD,
-                    fd,
-                    (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-                    key(KIND_CONN, idx, gen),
-                );
-            }
+            c.want_write = true;
+            sh.maybe_resume_input(idx);
+            set_events(sh, ep, idx);
             return;
         }
         close_conn(sh, ep, idx);
         return;
     }
-    if c.want_write {
-        c.want_write = false;
-        let (fd, gen) = (c.fd, c.gen);
-        ctl(
-            ep,
-            libc::EPOLL_CTL_MOD,
-            fd,
-            libc::EPOLLIN as u32,
-            key(KIND_CONN, idx, gen),
-        );
-    }
+    c.want_write = false;
+    sh.maybe_resume_input(idx);
+    set_events(sh, ep, idx);
     let c = sh.conn(idx).expect("conn");
     if c.close_after_reply && c.pending.is_empty() {
         close_conn(sh, ep, idx);
@@ -221,6 +224,17 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                     }
                     if ev.events & ((libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32) != 0 {
                         let Some(c) = sh.conn(idx) else { continue };
+                        if c.read_paused {
+                            // Too much output waits: read nothing more
+                            // until it drained, unless the socket failed.
+                            if ev.events & ((libc::EPOLLHUP | libc::EPOLLERR) as u32) != 0 {
+                                c.kill = true;
+                                sh.to_close.push(idx);
+                            } else {
+                                set_events(&mut sh, ep, idx);
+                            }
+                            continue;
+                        }
                         let fd = c.fd;
                         // Read a bounded amount per event for fairness.
                         for _ in 0..16 {
@@ -230,6 +244,10 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                             };
                             if r > 0 {
                                 sh.on_input(idx, &rbuf[..r as usize]);
+                                if matches!(sh.conn(idx), Some(c) if c.read_paused) {
+                                    set_events(&mut sh, ep, idx);
+                                    break;
+                                }
                                 if (r as usize) < rbuf.len() {
                                     break;
                                 }

@@ -135,7 +135,8 @@ impl Loop {
 
     fn arm_recv(&mut self, sh: &mut Shard, idx: u32) {
         let Some(c) = sh.conn(idx) else { return };
-        if c.recv_armed || c.closed {
+        // A read-paused client is armed again when its output drained.
+        if c.recv_armed || c.closed || c.read_paused {
             return;
         }
         c.recv_armed = true;
@@ -178,10 +179,14 @@ impl Loop {
         if c.closed {
             return;
         }
-        if c.kill {
+        if c.kill || sh.output_limit_hit(idx) {
             self.close(sh, idx);
             return;
         }
+        if sh.maybe_resume_input(idx) {
+            self.rearm.push(idx);
+        }
+        let Some(c) = sh.conn(idx) else { return };
         if c.send_inflight {
             return;
         }
@@ -267,10 +272,19 @@ impl Loop {
                         c.recv_armed = false;
                         c.inflight_ops -= 1;
                     }
-                    if res == 0 || (res < 0 && res != -libc::ENOBUFS) {
+                    // Cancelled by a read pause (not by close): not an error.
+                    let paused = res == -libc::ECANCELED && !c.closed;
+                    if res == 0 || (res < 0 && res != -libc::ENOBUFS && !paused) {
                         self.close(sh, idx);
                     } else if !more {
                         self.rearm.push(idx);
+                    } else if c.read_paused {
+                        // Too much output waits for this client: stop
+                        // reading it (TCP pushes back) until it drained.
+                        let e = opcode::AsyncCancel::new(ud(TAG_RECV, idx, c.gen))
+                            .build()
+                            .user_data(TAG_CANCEL);
+                        self.push(sh, e);
                     }
                     if !more {
                         self.maybe_free(sh, idx);

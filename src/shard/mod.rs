@@ -9,6 +9,7 @@
 //! transaction ([`Shard::tx`]) that holds every shard involved, so no client
 //! ever observes half of it.
 
+pub mod clients;
 pub mod dict;
 pub mod keyspace;
 pub mod mesh;
@@ -120,6 +121,8 @@ pub struct ShardCfg {
     pub timeout_s: u64,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
+    /// client-output-buffer-limit of the normal class.
+    pub obuf_normal: crate::conn::OutLimit,
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
@@ -168,6 +171,8 @@ pub struct Shard {
     pub snap_last: std::time::Instant,
     /// Start-up load batches for this shard while loading dump.rdb.
     pub load_rx: Option<std::sync::mpsc::Receiver<Vec<crate::persist::LoadItem>>>,
+    /// Recent peak client buffer sizes (INFO clients).
+    pub peaks: clients::ClientPeaks,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -250,6 +255,7 @@ impl Shard {
             metrics: crate::metrics::Metrics::default(),
             snap_last: std::time::Instant::now(),
             load_rx,
+            peaks: clients::ClientPeaks::default(),
         }
     }
 
@@ -421,6 +427,10 @@ impl Shard {
                     pos = buf.len();
                     break;
                 }
+                if conn.pause_if_full(wbuf.len(), &self.cfg.obuf_normal) {
+                    // Too much output waits: keep the rest for later.
+                    break;
+                }
                 args.clear();
                 match resp::parse(&buf[pos..], &bump, &mut args, lim) {
                     Ok(Parsed::Done { consumed }) => {
@@ -564,7 +574,7 @@ impl Shard {
                 Route::Remote(to) => {
                     let _ = out;
                     let blocking = spec.flags & cmd::BLOCKING != 0;
-                    let seq = self.send_exec(conn, idx, to, (f, ci), args, skip, blocking);
+                    let seq = self.send_exec(conn, idx, to, (f, ci, blocking), args, skip);
                     self.stats.cmds[ci as usize].calls += 1;
                     if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                         crate::metrics::feed_monitors(self, conn, args);
@@ -673,10 +683,9 @@ impl Shard {
         conn: &mut Conn,
         idx: u32,
         to: usize,
-        (f, ci): (cmd::KeyFn, u16),
+        (f, ci, blocking): (cmd::KeyFn, u16, bool),
         args: &[&[u8]],
         skip: bool,
-        blocking: bool,
     ) -> u64 {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         let (origin, gen) = (self.id, conn.gen);
@@ -1298,6 +1307,7 @@ impl Shard {
             st.completions,
         );
         st.window.push(now, counters);
+        self.clients_cron(now);
         if self.cfg.timeout_s > 0 {
             let limit = self.cfg.timeout_s * 1000;
             for i in 0..self.conns.len() {
