@@ -163,7 +163,9 @@ fn lookup(sh: &mut Shard, db: usize, key: &[u8], field: Option<&[u8]>) -> Option
 enum Source {
     Missing,
     WrongType,
-    Elems(Vec<Vec<u8>>),
+    /// The elements, and whether a `BY nosort` must sort them anyway
+    /// (a set into STORE: Redis sorts it ALPHA so the result is stable).
+    Elems(Vec<Vec<u8>>, bool),
 }
 
 fn run(c: &mut SrvCtx, args: &[&[u8]], ro: bool) {
@@ -233,21 +235,32 @@ fn sort_in_tx(
 ) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut out = Out::new(&mut buf, resp3);
-    let (limit, nosort, desc) = (o.limit, o.nosort, o.desc);
+    let (limit, nosort, desc, store) = (o.limit, o.nosort, o.desc, o.store.is_some());
     let source = tx.run(src_shard, move |sh| match sh.ks.get(db, &src) {
         None => Source::Missing,
-        Some(v) => match elements(v, nosort, desc, limit) {
-            Some(e) => Source::Elems(e),
-            None => Source::WrongType,
-        },
+        Some(v) => {
+            let force = nosort && store && matches!(v, Value::Set(_));
+            match elements(v, nosort && !force, desc, limit) {
+                Some(e) => Source::Elems(e, force),
+                None => Source::WrongType,
+            }
+        }
     });
+    let mut o = o;
     let mut elems = match source {
         Source::WrongType => {
             out.wrongtype();
             return buf;
         }
         Source::Missing => Vec::new(),
-        Source::Elems(e) => e,
+        Source::Elems(e, force) => {
+            if force {
+                o.nosort = false;
+                o.alpha = true;
+                o.by = None;
+            }
+            e
+        }
     };
     // Sort (unless BY nosort), by the element itself or the BY values.
     if !o.nosort {
@@ -342,16 +355,70 @@ fn sort_in_tx(
 }
 
 fn parse_score(b: &[u8]) -> Option<f64> {
+    // Redis converts with strtod and accepts the value only when the whole
+    // text was used, it did not overflow or underflow, and it is not NaN:
+    // so "" is 0, leading whitespace is allowed and trailing is not.
+    if b.is_empty() {
+        return Some(0.0);
+    }
     let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    if t.is_empty() || t.ends_with(char::is_whitespace) {
         return None;
     }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        l if l.contains("nan") => return None,
-        _ => s.parse().ok()?,
+    let (neg, body) = match t.as_bytes()[0] {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
     };
+    let lower = body.to_ascii_lowercase();
+    let v = if lower == "inf" || lower == "infinity" {
+        f64::INFINITY
+    } else if let Some(hex) = lower.strip_prefix("0x") {
+        parse_hex_float(hex)?
+    } else {
+        if lower.contains("nan") || lower.contains("inf") || body.starts_with(['+', '-']) {
+            return None;
+        }
+        let v: f64 = body.parse().ok()?;
+        let nonzero_digits = body
+            .split(['e', 'E'])
+            .next()
+            .is_some_and(|m| m.bytes().any(|c| matches!(c, b'1'..=b'9')));
+        // strtod's ERANGE: overflow to infinity, underflow to zero or a
+        // subnormal.
+        if v.is_infinite() || (nonzero_digits && v.abs() < f64::MIN_POSITIVE) {
+            return None;
+        }
+        v
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// strtod's hexadecimal form after `0x`: hex digits, an optional fraction
+/// and an optional binary exponent (`p`).
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mant, exp) = match s.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (s, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    if v.is_infinite() {
+        return None;
+    }
     Some(v)
 }
 
@@ -379,8 +446,9 @@ fn apply_limit<T>(v: Vec<T>, start: i64, count: i64) -> Vec<T> {
 // ----- adapters to the value types ---------------------------------------
 
 /// The elements SORT works on, or None for a type it cannot sort. With
-/// `nosort`, a sorted set gives its members in score order (reversed for
-/// DESC) and the LIMIT window is applied here, as Redis does.
+/// `nosort`, a list keeps its order and a sorted set gives its members in
+/// score order, both reversed for DESC, and the LIMIT window is applied
+/// here, as Redis does.
 fn elements(
     v: &Value,
     nosort: bool,
@@ -388,7 +456,13 @@ fn elements(
     limit: Option<(i64, i64)>,
 ) -> Option<Vec<Vec<u8>>> {
     let all = match v {
-        Value::List(l) => list_elements(l),
+        Value::List(l) => {
+            let mut e = list_elements(l);
+            if nosort && desc {
+                e.reverse();
+            }
+            e
+        }
         Value::Set(s) => set_members(s),
         Value::ZSet(z) => {
             let mut m = zset_members(z);
@@ -443,6 +517,22 @@ mod tests {
         assert_eq!(apply_limit(v.clone(), 8, -1), vec![8, 9]);
         assert_eq!(apply_limit(v.clone(), 20, 5), Vec::<i32>::new());
         assert_eq!(apply_limit(v, 0, 0), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn scores_convert_like_strtod() {
+        assert_eq!(parse_score(b""), Some(0.0));
+        assert_eq!(parse_score(b" 1.5"), Some(1.5));
+        assert_eq!(parse_score(b"1 "), None);
+        assert_eq!(parse_score(b"   "), None);
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"nan"), None);
+        assert_eq!(parse_score(b"1e400"), None);
+        assert_eq!(parse_score(b"1e-400"), None);
+        assert_eq!(parse_score(b"0e-400"), Some(0.0));
+        assert_eq!(parse_score(b"--1"), None);
+        assert_eq!(parse_score(b"1a"), None);
     }
 
     #[test]
