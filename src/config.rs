@@ -138,6 +138,12 @@ pub static PARAMS: &[Param] = &[
     p("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     p("aof-timestamp-enabled", "no", Kind::Bool, true),
     p("lua-time-limit", "5000", Kind::Int(0, MAX), true),
+    p(
+        "enable-debug-command",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        false,
+    ),
     p("busy-reply-threshold", "5000", Kind::Int(0, MAX), true),
     p("cluster-enabled", "no", Kind::Bool, false),
     p("replica-read-only", "yes", Kind::Bool, true),
