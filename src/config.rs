@@ -138,6 +138,8 @@ pub static PARAMS: &[Param] = &[
     p("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     p("aof-timestamp-enabled", "no", Kind::Bool, true),
     p("lua-time-limit", "5000", Kind::Int(0, MAX), true),
+    // ms; 0 = off. Values under 2 cron periods (2000/hz) act as that floor.
+    p("watchdog-period", "0", Kind::Int(0, i32::MAX as i64), true),
     p(
         "enable-debug-command",
         "no",

@@ -490,6 +490,7 @@ impl Shard {
             return Flow::Next;
         };
         conn.last_cmd = spec.name;
+        self.g.health[self.id].set_cmd(ci);
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
             out.error("NOAUTH Authentication required.");
             self.stats.cmds[ci as usize].rejected += 1;
