@@ -185,7 +185,10 @@ pub fn bind_host(addr: &str) -> &str {
 /// listens there, as redis-server does; only after that exclusive bind is
 /// SO_REUSEPORT switched on, which Linux checks at the next bind, so the
 /// other shards' sockets can join. No window is left in which a second
-/// ringkv could join the group: its own first bind is exclusive too.
+/// ringkv could join the group: its own first bind is exclusive too. A
+/// program of the same user that sets SO_REUSEPORT before its first bind
+/// (an older ringkv included) can still join, as with any SO_REUSEPORT
+/// group; Linux offers no way to close a group to the same user.
 pub fn listen_socket(addr: &str, port: u16, backlog: i32, first: bool) -> std::io::Result<i32> {
     use std::net::ToSocketAddrs;
     let host = bind_host(addr);
