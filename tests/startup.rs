@@ -1,10 +1,15 @@
 //! Start-up validation: bad flags, values and config lines are reported by
-//! name and the process exits with status 1 without serving.
+//! name and the process exits with status 1 without serving. Also: the
+//! listening port is exclusive, signals are logged by name, and shutdown
+//! finishes while a shard is stuck in a long command.
 
 mod common;
 
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::*;
 
 fn run(args: &[&str]) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringkv"))
@@ -149,4 +154,162 @@ fn config_file_and_flags_accept_redis_7_0_aliases() {
     );
     assert_eq!(fcode, 1, "{ftext}");
     assert!(ftext.contains("zset-max-ziplist-entries"), "{ftext}");
+/// A second server on a port ringkv already listens on must fail (as
+/// redis-server does) instead of joining the SO_REUSEPORT group and taking
+/// half of the connections; the first one's shards still share the port.
+#[test]
+fn second_instance_on_the_same_port_fails() {
+    let srv = Server::ringkv(2, &[]);
+    let port = srv.port().to_string();
+    let (code, text) = run(&[
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--shards",
+        "2",
+        "--no-pin",
+        "--save",
+        "",
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Address already in use"), "{text}");
+    assert!(ping_ok(srv.port()), "{}", srv.log());
+}
+
+/// An optional address (`-` prefix) that is in use is still an error;
+/// only a missing address or family is skipped (redis-server's rule).
+#[test]
+fn optional_bind_address_in_use_fails() {
+    let srv = Server::ringkv(1, &[]);
+    // In a file: clap would take "-127.0.0.1" for a flag.
+    let conf = srv.work_dir().join("optional-bind.conf");
+    std::fs::write(
+        &conf,
+        format!("port {}\nbind -127.0.0.1\nsave \"\"\n", srv.port()),
+    )
+    .unwrap();
+    let (code, text) = run(&[conf.to_str().unwrap(), "--shards", "1", "--no-pin"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Address already in use"), "{text}");
+}
+
+/// Under a `RINGKV_TEST_BIN=.../redis-server` override the harness starts
+/// redis-server, which ignores ringkv's extra arguments.
+fn redis_override() -> bool {
+    ringkv_bin().to_string_lossy().contains("redis-server")
+}
+
+fn signal(srv: &Server, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    let r = unsafe { libc::kill(srv.pid() as libc::pid_t, sig) };
+    assert_eq!(r, 0, "kill");
+}
+
+#[test]
+fn sigint_is_logged_as_sigint() {
+    let mut srv = Server::ringkv(1, &[]);
+    signal(&srv, libc::SIGINT);
+    let st = srv
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after SIGINT\n{}", srv.log()));
+    assert_eq!(st.code(), Some(0), "{}", srv.log());
+    let log = srv.log();
+    assert!(
+        log.contains("Received SIGINT scheduling shutdown..."),
+        "{log}"
+    );
+    assert!(!log.contains("SIGTERM"), "{log}");
+}
+
+/// Waits (bounded) until the server log contains `needle`.
+fn wait_log(srv: &Server, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if srv.log().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A shard stuck in a long command neither hangs SIGTERM nor goes
+/// unnoticed: the watchdog names it while it runs, and shutdown gives up
+/// on it after a bounded wait, says why it does not save, and exits 1.
+#[test]
+fn sigterm_with_a_stuck_shard_exits_and_names_it() {
+    if redis_override() {
+        eprintln!("SKIPPED: ringkv's shutdown of a stuck shard");
+        return;
+    }
+    let mut srv = Server::ringkv(2, &["--save", "3600 1"]);
+    let mut con = srv.client();
+    ok(&mut con, &["config", "set", "watchdog-period", "200"]);
+    let mut stuck = srv.raw_conn();
+    stuck.send(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$2\r\n30\r\n");
+    stuck.stream.flush().unwrap();
+    assert!(
+        wait_log(&srv, "WATCHDOG TIMER EXPIRED", Duration::from_secs(10)),
+        "no watchdog line while DEBUG SLEEP runs\n{}",
+        srv.log()
+    );
+    let log = srv.log();
+    assert!(log.contains("last command 'debug'"), "{log}");
+    signal(&srv, libc::SIGTERM);
+    let st = srv
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after SIGTERM\n{}", srv.log()));
+    assert_eq!(st.code(), Some(1), "{}", srv.log());
+    let log = srv.log();
+    assert!(log.contains("did not stop within"), "{log}");
+    assert!(log.contains("last command 'debug'"), "{log}");
+    assert!(log.contains("not saving: shard "), "{log}");
+    assert!(!srv.work_dir().join("dump.rdb").exists(), "{log}");
+}
+
+const DEBUG_REFUSED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// DEBUG is refused by default, as in Redis 7.0; `local` allows loopback
+/// clients; the setting cannot be changed at run time.
+#[test]
+fn debug_command_is_refused_unless_enabled() {
+    let refs: Vec<Server> = Server::redis_with(&["--enable-debug-command", "no"])
+        .into_iter()
+        .collect();
+    let mine: Vec<Server> = if redis_override() {
+        Vec::new()
+    } else {
+        vec![Server::ringkv(2, &["--enable-debug-command", "no"])]
+    };
+    for srv in refs.iter().chain(&mine) {
+        let mut con = srv.client();
+        assert_eq!(
+            err(&mut con, &["debug", "sleep", "0"]),
+            DEBUG_REFUSED,
+            "{}",
+            srv.label()
+        );
+        assert_eq!(
+            err(&mut con, &["config", "set", "enable-debug-command", "yes"]),
+            "ERR CONFIG SET failed (possibly related to argument 'enable-debug-command') - can't set immutable config",
+            "{}",
+            srv.label()
+        );
+    }
+    let local = if redis_override() {
+        Server::redis_with(&["--enable-debug-command", "local"]).expect("redis-server")
+    } else {
+        Server::ringkv(1, &["--enable-debug-command", "local"])
+    };
+    let mut con = local.client();
+    ok(&mut con, &["debug", "sleep", "0"]);
+    let v = ok(&mut con, &["config", "get", "enable-debug-command"]);
+    assert_eq!(
+        v,
+        redis::Value::Array(vec![
+            redis::Value::BulkString(b"enable-debug-command".to_vec()),
+            redis::Value::BulkString(b"local".to_vec()),
+        ])
+    );
 }

@@ -1592,7 +1592,35 @@ const DEBUG_HELP: &[&str] = &[
     "    Stop the server for <seconds>. Decimals allowed.",
 ];
 
+/// Whether `enable-debug-command` (no | yes | local) lets this client run
+/// DEBUG; `local` means a loopback peer (127.0.0.1 or ::1), as in Redis.
+fn debug_allowed(ctx: &SrvCtx) -> bool {
+    let mode = ctx
+        .sh
+        .g
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get("enable-debug-command")
+        .to_string();
+    match mode.as_str() {
+        "yes" => true,
+        "local" => is_loopback_peer(&ctx.conn.addr),
+        _ => false,
+    }
+}
+
+/// "ip:port" of a loopback peer (IPv4 127.0.0.1 or IPv6 ::1)?
+fn is_loopback_peer(addr: &str) -> bool {
+    matches!(addr.rsplit_once(':'), Some(("127.0.0.1" | "::1", _)))
+}
+
 fn debug_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
+    if !debug_allowed(ctx) {
+        return ctx.out.err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        );
+    }
     let sub = String::from_utf8_lossy(args[1]).to_ascii_lowercase();
     match (sub.as_str(), args.len()) {
         ("help", 2) => help(&mut ctx.out, args[0], DEBUG_HELP),

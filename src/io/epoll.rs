@@ -139,6 +139,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut next_cron = std::time::Instant::now();
+    let mut turn = sh.g.health[me].begin_turn();
     loop {
         sh.stats.loop_iterations += 1;
         sh.drain_inbox();
@@ -172,9 +173,14 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                 timeout = 0;
             }
         }
+        // The turn ends here: record a `busy` latency event if it ran
+        // longer than latency-monitor-threshold.
+        let took = sh.g.health[me].end_turn(turn);
+        sh.metrics.add_event("busy", took);
         // SAFETY: epoll_wait fills at most events.len() entries of our buffer.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, timeout) };
         sh.g.wakers[me].sleeping.store(false, Ordering::SeqCst);
+        turn = sh.g.health[me].begin_turn();
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

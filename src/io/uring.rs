@@ -376,6 +376,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     lp.arm_timer(&mut sh);
     let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
     let me = sh.id;
+    let mut turn = sh.g.health[me].begin_turn();
     loop {
         sh.stats.loop_iterations += 1;
         sh.drain_inbox();
@@ -404,6 +405,10 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                 want = 0;
             }
         }
+        // The turn ends here: record a `busy` latency event if it ran
+        // longer than latency-monitor-threshold.
+        let took = sh.g.health[me].end_turn(turn);
+        sh.metrics.add_event("busy", took);
         let r = match sleep_ms {
             // Blocked clients: wake up in time for the nearest deadline.
             Some(ms) if want == 1 => {
@@ -419,6 +424,7 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
             _ => lp.ring.submit_and_wait(want),
         };
         sh.g.wakers[me].sleeping.store(false, Ordering::SeqCst);
+        turn = sh.g.health[me].begin_turn();
         sh.stats.submissions += 1;
         if let Err(e) = r {
             if e.raw_os_error() != Some(libc::EINTR) && e.raw_os_error() != Some(libc::EBUSY) {

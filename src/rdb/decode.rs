@@ -887,7 +887,7 @@ pub fn load(
     buf: &[u8],
     enc: &EncCfg,
     databases: usize,
-    mut sink: impl FnMut(Entry) -> std::result::Result<(), String>,
+    sink: impl FnMut(Entry) -> std::result::Result<(), String>,
 ) -> Result<LoadInfo> {
     if buf.len() < 9 {
         return err_at(0, "file too short for an RDB header");
@@ -910,7 +910,10 @@ pub fn load(
     // the last 8 bytes of a well-formed file, right after the EOF opcode.
     let body_end = if version >= 5 {
         if buf.len() < 9 + 1 + 8 {
-            return err_at(buf.len(), "file too short for the EOF marker and checksum");
+            return err_at(
+                buf.len(),
+                "Short read loading DB: Unexpected EOF reading RDB file (too short for the EOF marker and checksum)",
+            );
         }
         let at = buf.len() - 8;
         let mut stored = [0u8; 8];
@@ -919,6 +922,35 @@ pub fn load(
         if stored != 0 {
             let computed = crc64(0, &buf[..at]);
             if computed != stored {
+                // A truncated file also fails here (its last 8 bytes are
+                // data, not a checksum). Parse it through, keeping nothing,
+                // to tell the two apart: if the records run out before an
+                // EOF marker, report the short read, as redis-server does
+                // ("Unexpected EOF reading RDB file").
+                if let Err(e) = parse_body(buf, buf.len(), version, enc, databases, |_| Ok(())) {
+                    // Records cut short, or the EOF marker followed by less
+                    // than a whole checksum.
+                    let cut_trailer =
+                        e.what.starts_with("unexpected data between") && buf.len() - e.pos < 8;
+                    let ran_out = e.what.starts_with("unexpected end")
+                        || e.what.contains("past the end of the data");
+                    if ran_out || cut_trailer {
+                        let why = if cut_trailer {
+                            format!(
+                                "only {} of 8 checksum bytes after the EOF marker",
+                                buf.len() - e.pos
+                            )
+                        } else {
+                            e.what
+                        };
+                        return err_at(
+                            e.pos,
+                            format!(
+                                "Short read loading DB: Unexpected EOF reading RDB file ({why}); the file is truncated (its last 8 bytes are no valid checksum)"
+                            ),
+                        );
+                    }
+                }
                 return err_at(
                     at,
                     format!("wrong RDB checksum: stored {stored:016x}, computed {computed:016x}"),
@@ -929,6 +961,19 @@ pub fn load(
     } else {
         buf.len()
     };
+    parse_body(buf, body_end, version, enc, databases, sink)
+}
+
+/// Parses the records of an RDB file after its 9-byte header, up to
+/// `body_end` (where the checksum starts), calling `sink` for each key.
+fn parse_body(
+    buf: &[u8],
+    body_end: usize,
+    version: u16,
+    enc: &EncCfg,
+    databases: usize,
+    mut sink: impl FnMut(Entry) -> std::result::Result<(), String>,
+) -> Result<LoadInfo> {
     let mut r = Reader::new(&buf[..body_end]);
     r.pos = 9;
     let mut info = LoadInfo {
@@ -1892,6 +1937,26 @@ mod tests {
     }
 
     // ----- hostile input ---------------------------------------------------------
+
+    /// A file cut short is reported as a short read, as redis-server
+    /// does ("Unexpected EOF reading RDB file"), not as a bad checksum;
+    /// a complete file with a damaged trailer is still a checksum error.
+    #[test]
+    fn truncated_file_is_a_short_read() {
+        let (good, _) = everything_file(10);
+        for cut in [good.len() / 2, good.len() - 4, good.len() - 9] {
+            let e = load_all(&good[..cut]).unwrap_err();
+            assert!(
+                e.what.contains("Unexpected EOF reading RDB file"),
+                "cut {cut}: {e}"
+            );
+        }
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        let e = load_all(&bad).unwrap_err();
+        assert!(e.what.starts_with("wrong RDB checksum"), "{e}");
+    }
 
     #[test]
     fn header_and_trailer_errors() {

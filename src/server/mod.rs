@@ -9,6 +9,8 @@ use crate::shard::keyspace::Keyspace;
 use crate::shard::mesh::{self, Waker};
 use crate::shard::{Shard, ShardCfg};
 
+pub mod health;
+
 /// State shared by all shards. Nothing here guards keyspace data; it holds
 /// configuration, counters and the cross-shard transaction token.
 pub struct Global {
@@ -39,6 +41,8 @@ pub struct Global {
     pub monitors: AtomicUsize,
     /// Snapshots, loading, save points (src/persist.rs).
     pub persist: crate::persist::State,
+    /// Per shard: current loop turn and command (src/server/health.rs).
+    pub health: Vec<health::ShardHealth>,
 }
 
 impl Global {
@@ -164,11 +168,31 @@ pub fn uring_unavailable() -> Option<String> {
     }
 }
 
-/// Creates a listening socket with SO_REUSEPORT so each shard can own one.
-pub fn listen_socket(addr: &str, port: u16, backlog: i32) -> std::io::Result<i32> {
+/// The host part of a `bind` word: `*` is every IPv4 address, `::*`
+/// every IPv6 address; a leading `-` (optional address) is dropped.
+pub fn bind_host(addr: &str) -> &str {
+    match addr.trim_start_matches('-') {
+        "*" => "0.0.0.0",
+        "::*" => "::",
+        h => h,
+    }
+}
+
+/// Creates one shard's listening socket on `addr`:`port`; every shard has
+/// one, in a SO_REUSEPORT group that spreads connections over them.
+///
+/// `first` (shard 0's socket) is bound *without* SO_REUSEPORT, so the bind
+/// fails with EADDRINUSE when anything (another ringkv included) already
+/// listens there, as redis-server does; only after that exclusive bind is
+/// SO_REUSEPORT switched on, which Linux checks at the next bind, so the
+/// other shards' sockets can join. No window is left in which a second
+/// ringkv could join the group: its own first bind is exclusive too. A
+/// program of the same user that sets SO_REUSEPORT before its first bind
+/// (an older ringkv included) can still join, as with any SO_REUSEPORT
+/// group; Linux offers no way to close a group to the same user.
+pub fn listen_socket(addr: &str, port: u16, backlog: i32, first: bool) -> std::io::Result<i32> {
     use std::net::ToSocketAddrs;
-    let host = if addr == "*" { "0.0.0.0" } else { addr };
-    let host = host.trim_start_matches('-');
+    let host = bind_host(addr);
     let sa = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -178,7 +202,7 @@ pub fn listen_socket(addr: &str, port: u16, backlog: i32) -> std::io::Result<i32
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("no address"))?;
-    let s = socket2_like(&sa)?;
+    let s = socket2_like(&sa, first)?;
     // SAFETY: standard socket calls on a descriptor we own; results checked.
     unsafe {
         if libc::listen(s, backlog) != 0 {
@@ -190,7 +214,7 @@ pub fn listen_socket(addr: &str, port: u16, backlog: i32) -> std::io::Result<i32
     Ok(s)
 }
 
-fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
+fn socket2_like(sa: &std::net::SocketAddr, first: bool) -> std::io::Result<i32> {
     let (domain, storage, len) = sockaddr(sa);
     // SAFETY: socket/setsockopt/bind with pointers to live locals; results checked.
     unsafe {
@@ -200,6 +224,21 @@ fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
         }
         let one: libc::c_int = 1;
         let sz = std::mem::size_of::<libc::c_int>() as u32;
+        let reuseport = || {
+            if libc::setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                &one as *const _ as *const libc::c_void,
+                sz,
+            ) != 0
+            {
+                let e = std::io::Error::last_os_error();
+                libc::close(s);
+                return Err(e);
+            }
+            Ok(())
+        };
         libc::setsockopt(
             s,
             libc::SOL_SOCKET,
@@ -207,13 +246,9 @@ fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
             &one as *const _ as *const libc::c_void,
             sz,
         );
-        libc::setsockopt(
-            s,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            &one as *const _ as *const libc::c_void,
-            sz,
-        );
+        if !first {
+            reuseport()?;
+        }
         if domain == libc::AF_INET6 {
             libc::setsockopt(
                 s,
@@ -227,6 +262,9 @@ fn socket2_like(sa: &std::net::SocketAddr) -> std::io::Result<i32> {
             let e = std::io::Error::last_os_error();
             libc::close(s);
             return Err(e);
+        }
+        if first {
+            reuseport()?;
         }
         Ok(s)
     }
@@ -358,10 +396,24 @@ pub fn run(cfg: Config) -> i32 {
     for b in &binds {
         let optional = b.starts_with('-');
         for (s, l) in listeners.iter_mut().enumerate() {
-            match listen_socket(b, port, backlog) {
+            match listen_socket(b, port, backlog, s == 0) {
                 Ok(fd) => l.push(fd),
+                // An optional (`-`) address is skipped when it does not
+                // exist here or its family is unsupported, not when it is
+                // in use (as redis-server).
                 Err(e)
-                    if optional
+                    if (optional
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(
+                                libc::EADDRNOTAVAIL
+                                    | libc::EAFNOSUPPORT
+                                    | libc::EPROTONOSUPPORT
+                                    | libc::ENOPROTOOPT
+                                    | libc::ESOCKTNOSUPPORT
+                                    | libc::EPFNOSUPPORT
+                            )
+                        ))
                         || (b.contains(':')
                             && binds.len() > 1
                             && s == 0
@@ -449,6 +501,7 @@ pub fn run(cfg: Config) -> i32 {
         stat_reset: AtomicU64::new(0),
         monitors: AtomicUsize::new(0),
         persist: crate::persist::State::new(nshards),
+        health: (0..nshards).map(|_| Default::default()).collect(),
     });
 
     // dump.rdb is loaded while the shards already answer (-LOADING).
@@ -542,19 +595,54 @@ pub fn run(cfg: Config) -> i32 {
     }
     crate::log::notice("Ready to accept connections tcp");
 
+    health::spawn_watchdog(g.clone());
+
     // Wait for SIGINT/SIGTERM, or a SHUTDOWN command (which raises SIGTERM).
-    loop {
+    let sig = loop {
         let mut sig: libc::c_int = 0;
         // SAFETY: sigwait on the set blocked above.
         let r = unsafe { libc::sigwait(&sigset, &mut sig) };
         if r == 0 && (sig == libc::SIGINT || sig == libc::SIGTERM) {
-            break;
+            break sig;
         }
-    }
+    };
     if !g.shutdown.load(Ordering::SeqCst) {
-        crate::log::notice("Received SIGTERM scheduling shutdown...");
+        crate::log::notice(if sig == libc::SIGINT {
+            "Received SIGINT scheduling shutdown..."
+        } else {
+            "Received SIGTERM scheduling shutdown..."
+        });
     }
     g.request_shutdown();
+    // A shard in a long command (or holding its peers in a multi-shard
+    // transaction) does not look at the shutdown flag until it finishes:
+    // wait for the shards a bounded time, then give up on them.
+    let deadline = std::time::Instant::now() + SHARD_STOP_GRACE;
+    while handles.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stuck: Vec<usize> = (0..handles.len())
+        .filter(|&i| !handles[i].is_finished())
+        .collect();
+    if !stuck.is_empty() {
+        for &i in &stuck {
+            crate::log::warn(&format!(
+                "shard {i} did not stop within {} ms: {}",
+                SHARD_STOP_GRACE.as_millis(),
+                g.health[i].describe()
+            ));
+        }
+        if want_shutdown_save(&g) {
+            crate::log::warn(&format!(
+                "not saving: shard {} is busy; exiting without the final RDB snapshot",
+                stuck[0]
+            ));
+        }
+        crate::log::warn("ringkv is exiting now with busy shards (exit status 1)");
+        // Status 1: the shutdown was not clean (work in progress was
+        // abandoned and nothing was saved), as when the final save fails.
+        std::process::exit(1);
+    }
     for h in handles {
         let _ = h.join();
     }
@@ -566,10 +654,14 @@ pub fn run(cfg: Config) -> i32 {
     code
 }
 
-/// The save on shutdown: with SHUTDOWN SAVE, or by default when save
-/// points are configured (SIGTERM included); never with NOSAVE or while
-/// still loading. Returns false if the save failed.
-fn shutdown_save(g: &Global) -> bool {
+/// How long the main thread waits for the shard threads to stop after
+/// SIGTERM/SIGINT/SHUTDOWN before exiting without them.
+const SHARD_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Whether shutdown should save: with SHUTDOWN SAVE, or by default when
+/// save points are configured (SIGTERM included); never with NOSAVE or
+/// while still loading.
+fn want_shutdown_save(g: &Global) -> bool {
     let mode = g.persist.shutdown_mode.load(Ordering::SeqCst);
     let has_points = {
         let c = g.config.read().unwrap_or_else(|e| e.into_inner());
@@ -580,7 +672,13 @@ fn shutdown_save(g: &Global) -> bool {
         crate::persist::SHUTDOWN_NOSAVE => false,
         _ => has_points,
     };
-    if !want || g.persist.loading() {
+    want && !g.persist.loading()
+}
+
+/// The save on shutdown (see [`want_shutdown_save`]). Returns false if
+/// the save failed.
+fn shutdown_save(g: &Global) -> bool {
+    if !want_shutdown_save(g) {
         return true;
     }
     let kss = std::mem::take(&mut *g.persist.final_ks.lock().unwrap_or_else(|e| e.into_inner()));
@@ -603,5 +701,25 @@ fn shutdown_save(g: &Global) -> bool {
             ));
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_host_wildcards_and_optional_prefix() {
+        assert_eq!(bind_host("*"), "0.0.0.0");
+        assert_eq!(bind_host("-::*"), "::");
+        assert_eq!(bind_host("::*"), "::");
+        assert_eq!(bind_host("-::1"), "::1");
+        assert_eq!(bind_host("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn watchdog_floor_is_two_cron_periods() {
+        assert_eq!(health::watchdog_min_ms(10), 200);
+        assert_eq!(health::watchdog_min_ms(500), 4);
     }
 }

@@ -513,6 +513,7 @@ impl Shard {
             return Flow::Next;
         };
         conn.last_cmd = cmd::full_name(spec, args).unwrap_or("NULL");
+        self.g.health[self.id].set_cmd(ci);
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
             out.error("NOAUTH Authentication required.");
             self.stats.cmds[ci as usize].rejected += 1;

@@ -2,7 +2,8 @@
 //!
 //! * [`Server::ringkv`] starts the `ringkv` binary built by cargo
 //!   (`CARGO_BIN_EXE_ringkv`) on an ephemeral 127.0.0.1 port with
-//!   `--no-pin --save ""`.
+//!   `--no-pin --save "" --enable-debug-command yes` (DEBUG is refused
+//!   by default, as in Redis 7.0).
 //! * [`Server::redis`] starts a real `redis-server` (the reference
 //!   implementation) the same way, or returns `None` when it is not
 //!   installed (panicking instead when `CI=true`).
@@ -12,8 +13,8 @@
 //! instead of the cargo-built one.  If the override's file name contains
 //! `redis-server` (e.g. `RINGKV_TEST_BIN=/usr/bin/redis-server`), it is
 //! started with redis-server's command line (`--port P --bind 127.0.0.1
-//! --save "" --appendonly no`; the shard count and extra ringkv arguments
-//! are ignored).  Running the whole suite that way must pass: it proves
+//! --save "" --appendonly no --enable-debug-command yes`; the shard count
+//! and extra ringkv arguments are ignored).  Running the whole suite that way must pass: it proves
 //! every assertion encodes real Redis 7.0 behaviour.
 //!
 //! Everything binds 127.0.0.1 only, and every wait is bounded.
@@ -107,6 +108,8 @@ fn redis_server_args(port: u16) -> Vec<String> {
         String::new(),
         "--appendonly".into(),
         "no".into(),
+        "--enable-debug-command".into(),
+        "yes".into(),
     ]
 }
 
@@ -142,6 +145,8 @@ impl Server {
                 "--no-pin".into(),
                 "--save".into(),
                 String::new(),
+                "--enable-debug-command".into(),
+                "yes".into(),
             ];
             a.extend(extra.iter().cloned());
             a
@@ -629,6 +634,8 @@ pub fn ringkv_dir_args(shards: usize, port: u16, dir: &Path, extra_args: &[&str]
             "--no-pin".into(),
             "--save".into(),
             String::new(),
+            "--enable-debug-command".into(),
+            "yes".into(),
         ]
     };
     a.push("--dir".into());
