@@ -154,6 +154,8 @@ fn config_file_and_flags_accept_redis_7_0_aliases() {
     );
     assert_eq!(fcode, 1, "{ftext}");
     assert!(ftext.contains("zset-max-ziplist-entries"), "{ftext}");
+}
+
 /// A second server on a port ringkv already listens on must fail (as
 /// redis-server does) instead of joining the SO_REUSEPORT group and taking
 /// half of the connections; the first one's shards still share the port.
