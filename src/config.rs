@@ -139,12 +139,6 @@ pub static PARAMS: &[Param] = &[
     p("aof-timestamp-enabled", "no", Kind::Bool, true),
     // ms; 0 = off. Values under 2 cron periods (2000/hz) act as that floor.
     p("watchdog-period", "0", Kind::Int(0, i32::MAX as i64), true),
-    p(
-        "enable-debug-command",
-        "no",
-        Kind::Enum(&["no", "yes", "local"]),
-        false,
-    ),
     p("busy-reply-threshold", "5000", Kind::Int(0, MAX), true),
     p("cluster-enabled", "no", Kind::Bool, false),
     p("replica-read-only", "yes", Kind::Bool, true),

@@ -627,3 +627,49 @@ fn adversarial_glob_patterns_answer() {
         assert_eq!(other.pipeline(&[vec![b("PING")]]).unwrap()[0], b"+PONG\r\n");
     }
 }
+
+/// A blocking command whose reply is skipped (CLIENT REPLY OFF) and whose
+/// key lives on another shard must still end its hold on the client's
+/// input when it is served: the rest of the pipeline runs and replies as
+/// redis-server's does.
+#[test]
+fn skipped_replies_of_blocking_commands_do_not_hold_the_client() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let ringkv = Server::ringkv(2, &[]);
+    let mut cmds: Vec<Args> = Vec::new();
+    for k in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+        cmds.push(vec![b("RPUSH"), b(k), b("a"), b("b")]);
+    }
+    cmds.push(vec![b("CLIENT"), b("REPLY"), b("OFF")]);
+    for k in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+        cmds.push(vec![b("BLPOP"), b(k), b("0")]);
+    }
+    cmds.push(vec![b("CLIENT"), b("REPLY"), b("SKIP")]);
+    cmds.push(vec![b("BRPOPLPUSH"), b("k0"), b("k3"), b("0")]);
+    cmds.push(vec![b("CLIENT"), b("REPLY"), b("ON")]);
+    for k in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+        cmds.push(vec![b("LRANGE"), b(k), b("0"), b("-1")]);
+    }
+    // Replies: 6 RPUSH, +OK for REPLY ON, 6 LRANGE.
+    let read = |port: u16| {
+        let mut c = Client::new(port);
+        let mut buf = Vec::new();
+        for x in &cmds {
+            buf.extend(encode(x));
+        }
+        c.w.write_all(&buf).unwrap();
+        let mut out = Vec::new();
+        for i in 0..13 {
+            read_reply(&mut c.r, &mut out).unwrap_or_else(|e| panic!("reply {i}: {e}"));
+        }
+        out
+    };
+    let want = read(redis.port());
+    let got = read(ringkv.port());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+}

@@ -21,6 +21,9 @@ const SETUP: &[&[&str]] = &[
     &["HSET", "obj_apple", "rank", "1", "label", "A"],
     &["HSET", "obj_fig", "rank", "3"],
     &["SET", "str", "value"],
+    &["RPUSH", "blanks", "3", "", "1", " 2", "0x10"],
+    &["HSET", "h_3", "f", "1"],
+    &["SADD", "letters", "b", "d", "a", "c"],
 ];
 
 const CASES: &[&[&str]] = &[
@@ -79,6 +82,22 @@ const CASES: &[&[&str]] = &[
     &["SORT", "nokey"],
     &["SORT", "nums", "LIMIT", "a", "1"],
     &["SORT", "nums", "BOGUS"],
+    // A list keeps its order with BY nosort, reversed for DESC (then LIMIT).
+    &["SORT", "nums", "BY", "nosort", "DESC"],
+    &["SORT", "nums", "BY", "nosort", "DESC", "LIMIT", "1", "2"],
+    &["SORT", "nums", "BY", "nosort", "DESC", "STORE", "dst3"],
+    &["LRANGE", "dst3", "0", "-1"],
+    // Scores convert like strtod: "" is 0, leading spaces and hex are fine.
+    &["SORT", "blanks"],
+    &["SORT", "blanks", "DESC", "GET", "h_*->f"],
+    &["SORT", "nums", "BY", "h_*->f", "GET", "h_*->missing"],
+    // A set sorted into STORE with BY nosort is sorted ALPHA.
+    &["SORT", "letters", "BY", "nosort", "DESC", "STORE", "dst4"],
+    &["LRANGE", "dst4", "0", "-1"],
+    &[
+        "SORT", "letters", "BY", "nosort", "LIMIT", "1", "2", "STORE", "dst4",
+    ],
+    &["LRANGE", "dst4", "0", "-1"],
 ];
 
 #[test]
