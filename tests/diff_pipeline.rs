@@ -13,7 +13,12 @@
 //!   1 right after a push to their first key (served at once). Either way
 //!   the reply is deterministic for a single client.
 //! * Hostile arguments: CR/LF inside values and unknown commands, empty
-//!   strings, huge counts, -0 and inf scores.
+//!   strings, huge counts, -0 and inf scores. No argument overflows a
+//!   double (1e400): redis-server 7.0 leaves strtod's ERANGE in errno, and
+//!   its next SORT of an intset then fails with "One or more scores can't
+//!   be converted into double" (seen with 7.0.15: ZADD z 1e400 m, then
+//!   SORT of {0, 3}), a Redis bug ringkv does not copy. ringkv's own
+//!   handling of 1e400 is in the SORT and zset tests.
 //! * Replies are read with a strict RESP parser: a reply stream that does
 //!   not parse (an error line broken by a raw newline, a missing or extra
 //!   reply) fails the test.
@@ -62,7 +67,7 @@ impl Gen {
             0..=49 => self.rng.gen_range(-3i64..10).to_string().into_bytes(),
             50..=79 => self.pick(&["a", "b", "c", "ab"]),
             80..=89 => self.pick(&["", "-0", "1.5", "a\r\nb", "\n", " 1", "0x10"]),
-            _ => self.pick(&["9223372036854775807", "-9223372036854775808", "1e400"]),
+            _ => self.pick(&["9223372036854775807", "-9223372036854775808", "1e30"]),
         }
     }
 
@@ -77,7 +82,7 @@ impl Gen {
             0..=69 => self.rng.gen_range(-3i64..6).to_string().into_bytes(),
             70..=84 => self.pick(&["-0", "0", "1.5", "-2.25"]),
             85..=94 => self.pick(&["inf", "-inf", "+inf"]),
-            _ => self.pick(&["nan", "x", "", "1e400"]),
+            _ => self.pick(&["nan", "x", "", "1.5x"]),
         }
     }
 
@@ -328,7 +333,7 @@ impl Gen {
         // error (then the blocking command errors at once too).
         if zset {
             let score = &push[2];
-            if !matches!(score.as_slice(), b"nan" | b"x" | b"" | b"1e400") {
+            if !matches!(score.as_slice(), b"nan" | b"x" | b"" | b"1.5x") {
                 return vec![push, block];
             }
             return vec![push];
@@ -462,13 +467,37 @@ fn run_stream(ringkv: u16, redis: u16, seed: u64, depth: usize, n: usize, label:
             panic!("{label} seed {seed} depth {depth} resp3 {resp3}: reply stream broken: {e}")
         });
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                g == w,
-                "{label} seed {seed} depth {depth} resp3 {resp3}: command {i} of its batch: {}\n  ringkv: {:?}\n  redis:  {:?}\n  batch: {}",
+            if g == w {
+                continue;
+            }
+            // Show the first key's state on both servers.
+            let key = batch[i].get(1).cloned().unwrap_or_default();
+            let probe: Vec<Args> = ["TYPE", "OBJECT", "SMEMBERS", "LRANGE", "ZRANGE", "HGETALL"]
+                .iter()
+                .map(|c| match *c {
+                    "OBJECT" => vec![b("OBJECT"), b("ENCODING"), key.clone()],
+                    "LRANGE" | "ZRANGE" => vec![b(c), key.clone(), b("0"), b("-1")],
+                    _ => vec![b(c), key.clone()],
+                })
+                .collect();
+            let state = |c: &mut Client| {
+                c.pipeline(&probe)
+                    .map(|r| {
+                        r.iter()
+                            .map(|x| String::from_utf8_lossy(x).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|e| e)
+            };
+            panic!(
+                "{label} seed {seed} depth {depth} resp3 {resp3}: command {i} of its batch: {}\n  ringkv: {:?}\n  redis:  {:?}\n  batch: {}\n  key state ringkv: {:?}\n  key state redis:  {:?}",
                 show(&batch[i]),
                 String::from_utf8_lossy(g),
                 String::from_utf8_lossy(w),
-                batch.iter().map(show).collect::<Vec<_>>().join(" | ")
+                batch.iter().map(show).collect::<Vec<_>>().join(" | "),
+                state(&mut rk),
+                state(&mut rd),
             );
         }
     }
