@@ -101,10 +101,6 @@ impl Gen {
         self.pick(&["MIN", "MAX", "min"])
     }
 
-    fn cmd(&mut self, parts: &[&str]) -> Args {
-        parts.iter().map(|p| b(p)).collect()
-    }
-
     /// A stream element: one command, or a push followed by a blocking
     /// command on the same key that therefore cannot wait.
     fn next(&mut self) -> Vec<Args> {
