@@ -1,7 +1,7 @@
 //! Pipelined differential test: every command family, sent the way users
 //! send it (pipelines of depth 1, 16 and 50), to ringkv with 1, 2 and 4
-//! shards and to a real redis-server 7.0, comparing every reply byte for
-//! byte.
+//! shards (2 also on the epoll backend) and to a real redis-server 7.0,
+//! comparing every reply byte for byte.
 //!
 //! * Seeded random streams (a failure prints the seed, shard count, depth
 //!   and the command, with both replies) over strings, generic keys,
@@ -510,11 +510,11 @@ fn seeds_per_config() -> u64 {
         .unwrap_or(2)
 }
 
-fn run_shards(shards: usize, base: u64) {
+fn run_shards(shards: usize, base: u64, extra: &[&str]) {
     let Some(redis) = Server::redis() else {
         return;
     };
-    let ringkv = Server::ringkv(shards, &[]);
+    let ringkv = Server::ringkv(shards, extra);
     for depth in [1usize, 16, 50] {
         for s in 0..seeds_per_config() {
             let seed = base + depth as u64 * 1000 + s;
@@ -524,7 +524,7 @@ fn run_shards(shards: usize, base: u64) {
                 seed,
                 depth,
                 400,
-                &format!("--shards {shards}"),
+                &format!("--shards {shards} {}", extra.join(" ")),
             );
         }
     }
@@ -532,17 +532,22 @@ fn run_shards(shards: usize, base: u64) {
 
 #[test]
 fn pipelined_families_match_redis_1_shard() {
-    run_shards(1, 10_000);
+    run_shards(1, 10_000, &[]);
 }
 
 #[test]
 fn pipelined_families_match_redis_2_shards() {
-    run_shards(2, 20_000);
+    run_shards(2, 20_000, &[]);
+}
+
+#[test]
+fn pipelined_families_match_redis_2_shards_epoll() {
+    run_shards(2, 30_000, &["--io", "epoll"]);
 }
 
 #[test]
 fn pipelined_families_match_redis_4_shards() {
-    run_shards(4, 40_000);
+    run_shards(4, 40_000, &[]);
 }
 
 /// Every error path that echoes user input, with CR/LF in that input: the
