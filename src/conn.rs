@@ -31,6 +31,20 @@ pub struct Blocked {
     pub null_array: bool,
 }
 
+/// A transaction being queued (MULTI ... EXEC).
+#[derive(Default)]
+pub struct MultiState {
+    /// The queued commands: table index and arguments.
+    pub cmds: Vec<(u16, Vec<Vec<u8>>)>,
+    /// The union of the queued commands' flags (EXEC under CLIENT PAUSE
+    /// WRITE waits only if one of them writes).
+    pub flags: u32,
+    /// A command was refused while queueing: EXEC replies EXECABORT.
+    pub aborted: bool,
+    /// Bytes of queued arguments (CLIENT LIST multi-mem).
+    pub mem: usize,
+}
+
 /// Parsing stops while more than this many replies wait for other shards
 /// (the pipeline-order slots of `pending`); it resumes at half of it.
 /// Replies of commands already sent to other shards cannot be held back,
@@ -159,6 +173,11 @@ pub struct Conn {
     pub soft_since_ms: u64,
     /// The epoll backend's current interest set for this socket.
     pub ep_events: u32,
+    /// Inside MULTI: the queued transaction.
+    pub multi: Option<Box<MultiState>>,
+    /// Keys this client WATCHes (db, key); the records live on the keys'
+    /// owner shards (shard/watch.rs).
+    pub watched: Vec<(usize, Vec<u8>)>,
 }
 
 impl Conn {
@@ -211,6 +230,8 @@ impl Conn {
             read_paused: false,
             soft_since_ms: 0,
             ep_events: libc::EPOLLIN as u32,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 
@@ -329,8 +350,8 @@ impl Conn {
     /// in Redis); `qbuf-free` is the spare room of the partial-request
     /// buffer, which only exists while a request is incomplete (input is
     /// parsed in place from the read buffer); `rbs` is the reply buffer's
-    /// capacity and `rbp` is not tracked (0); `multi` is -1 and
-    /// `multi-mem` 0 as ringkv has no MULTI; `sub`/`psub`/`ssub` are 0
+    /// capacity and `rbp` is not tracked (0); `multi` is the number of
+    /// queued commands (-1 outside MULTI), `multi-mem` their arguments' bytes; `sub`/`psub`/`ssub` are 0
     /// (no pub/sub). lib-name/lib-ver are Redis 7.2's fields.
     pub fn info_line(&self, now_ms: u64) -> String {
         let name = self
@@ -340,6 +361,9 @@ impl Conn {
             .unwrap_or_default();
         // Redis's letters, in its order.
         let mut flags = String::new();
+        if self.multi.is_some() {
+            flags.push('x');
+        }
         if self.blocked.is_some() {
             flags.push('b');
         }
@@ -349,12 +373,13 @@ impl Conn {
         if self.no_evict {
             flags.push('e');
         }
+
         if flags.is_empty() {
             flags.push('N');
         }
         let (omem, tot_mem) = self.memory();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -364,9 +389,11 @@ impl Conn {
             now_ms.saturating_sub(self.last_ms) / 1000,
             flags,
             self.db,
+            self.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
             self.rbuf.len() + self.cur_qbuf,
             self.rbuf.capacity() - self.rbuf.len(),
             self.cur_argv,
+            self.multi.as_ref().map_or(0, |m| m.mem),
             self.wbuf.capacity(),
             self.pending.len(),
             omem,

@@ -348,8 +348,9 @@ fn reset(c: &mut SrvCtx, _args: &[&[u8]]) {
     c.conn.no_evict = false;
     c.conn.authed = c.sh.cfg.requirepass.is_none();
     c.conn.user = "default".into();
-    // RESET also leaves monitor mode.
+    // RESET also leaves monitor mode and any transaction.
     crate::metrics::monitor::unregister(c.sh, c.conn.id);
+    super::multi::reset_tx(c);
     c.out.simple("RESET");
 }
 

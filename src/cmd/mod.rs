@@ -16,6 +16,7 @@ pub mod hash;
 pub mod keys;
 pub mod latency;
 pub mod list;
+pub mod multi;
 pub mod persist;
 pub mod server;
 pub mod set;
@@ -198,6 +199,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(sort::COMMANDS)
         .chain(latency::COMMANDS)
         .chain(persist::COMMANDS)
+        .chain(multi::COMMANDS)
 }
 
 /// The lookup table, built once.

@@ -87,6 +87,11 @@ pub struct Keyspace {
     expire_db_cursor: usize,
     /// The point-in-time snapshot in progress, if any (shard/snapshot.rs).
     pub snap: Option<Box<super::snapshot::SnapOut>>,
+    /// WATCH records of this shard's keys (shard/watch.rs).
+    pub watched: hashbrown::HashMap<(usize, Vec<u8>), Vec<super::watch::WatchRec>>,
+    /// Watched keys handed out by `get_mut` during the running command,
+    /// with the write counter then (settled after the command).
+    pub watch_pending: Vec<(usize, Vec<u8>, u64)>,
 }
 
 impl Keyspace {
@@ -105,6 +110,8 @@ impl Keyspace {
             rng: 0x9E37_79B9_7F4A_7C15 ^ crate::util::now_us(),
             expire_db_cursor: 0,
             snap: None,
+            watched: hashbrown::HashMap::new(),
+            watch_pending: Vec::new(),
         }
     }
 
@@ -158,6 +165,9 @@ impl Keyspace {
         match d.expires.get(key) {
             Some(&at) if at <= self.now => {
                 self.pre_write(db, key);
+                if !self.watched.is_empty() {
+                    self.touch_watched(db, key, true);
+                }
                 let d = &mut self.dbs[db];
                 d.expires.remove(key);
                 d.main.remove(key);
@@ -195,6 +205,7 @@ impl Keyspace {
     pub fn get_mut(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(db, key);
         self.pre_write(db, key);
+        self.watch_note_get_mut(db, key);
         self.dbs[db].main.get_mut(key)
     }
 
@@ -215,6 +226,9 @@ impl Keyspace {
     pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
         self.pre_write(db, key);
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key, false);
+        }
         let d = &mut self.dbs[db];
         let old = d.main.insert(key, val);
         if old.is_some() && !keep_ttl && !d.expires.is_empty() {
@@ -247,6 +261,9 @@ impl Keyspace {
                 d.expires.remove(key);
             }
             self.dirty += 1;
+            if !self.watched.is_empty() {
+                self.touch_watched(db, key, false);
+            }
             true
         } else {
             false
@@ -265,6 +282,9 @@ impl Keyspace {
             d.expires.remove(key)
         };
         self.dirty += 1;
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key, false);
+        }
         Some((v, ttl))
     }
 
@@ -296,6 +316,9 @@ impl Keyspace {
             self.pre_write(db, key);
             self.dbs[db].expires.insert(key, at_ms);
             self.dirty += 1;
+            if !self.watched.is_empty() {
+                self.touch_watched(db, key, false);
+            }
         }
     }
 
@@ -305,6 +328,9 @@ impl Keyspace {
         let r = self.dbs[db].expires.remove(key).is_some();
         if r {
             self.dirty += 1;
+            if !self.watched.is_empty() {
+                self.touch_watched(db, key, false);
+            }
         }
         r
     }
@@ -315,6 +341,9 @@ impl Keyspace {
 
     pub fn flush_db(&mut self, db: usize) -> usize {
         self.pre_write_db(db);
+        if !self.watched.is_empty() {
+            self.touch_watched_flush(db);
+        }
         let d = &mut self.dbs[db];
         let n = d.main.len();
         d.main.clear();
@@ -330,6 +359,9 @@ impl Keyspace {
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.pre_write_db(a);
         self.pre_write_db(b);
+        if !self.watched.is_empty() {
+            self.touch_watched_swap(a, b);
+        }
         self.dbs.swap(a, b);
         self.dirty += 1;
     }

@@ -11,9 +11,11 @@
 
 pub mod clients;
 pub mod dict;
+pub mod exec;
 pub mod keyspace;
 pub mod mesh;
 pub mod snapshot;
+pub mod watch;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -147,6 +149,9 @@ pub struct Shard {
     pub paused: Vec<u32>,
     /// The connection taken out of `conns` while its requests run.
     current: Option<u32>,
+    /// While this shard coordinates a transaction: the other shards it
+    /// holds (it also holds the token).
+    tx_held: Option<Vec<usize>>,
     bump: Bump,
     pub stats: Stats,
     pub cfg: ShardCfg,
@@ -239,6 +244,7 @@ impl Shard {
             stash: Vec::new(),
             paused: Vec::new(),
             current: None,
+            tx_held: None,
             bump: Bump::with_capacity(64 * 1024),
             stats: Stats {
                 cmds: vec![CmdStat::default(); cmd::table().list.len()],
@@ -310,6 +316,8 @@ impl Shard {
                 for b in [c.blocked, c.hold_prev].into_iter().flatten() {
                     self.unregister_waits(&b, id);
                 }
+                let watched = c.watched;
+                self.unwatch_keys(id, watched);
                 self.blocked_conns.retain(|&i| i != idx);
                 self.free_slots.push(idx);
                 self.g.connected_clients.fetch_sub(1, Ordering::Relaxed);
@@ -507,6 +515,7 @@ impl Shard {
 
         let Some((ci, spec)) = t.get(args[0]) else {
             conn.last_cmd = "NULL";
+            abort_multi(conn);
             out.err(&cmd::unknown_command(args));
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
@@ -515,6 +524,7 @@ impl Shard {
         conn.last_cmd = cmd::full_name(spec, args).unwrap_or("NULL");
         self.g.health[self.id].set_cmd(ci);
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
+            abort_multi(conn);
             out.error("NOAUTH Authentication required.");
             self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("NOAUTH");
@@ -522,6 +532,7 @@ impl Shard {
             return Flow::Next;
         }
         if !spec.arity_ok(args.len()) {
+            abort_multi(conn);
             out.wrong_arity(spec.name);
             self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("ERR");
@@ -540,6 +551,7 @@ impl Shard {
                 None
             };
             if let Some((code, msg)) = refuse {
+                abort_multi(conn);
                 out.error(msg);
                 self.stats.cmds[ci as usize].rejected += 1;
                 self.count_error(code);
@@ -547,11 +559,27 @@ impl Shard {
                 return Flow::Next;
             }
         }
-        if self.g.is_paused(spec.flags & cmd::WRITE != 0) {
+        let writes = spec.flags & cmd::WRITE != 0
+            || (spec.name == "exec"
+                && conn
+                    .multi
+                    .as_ref()
+                    .is_some_and(|m| m.flags & cmd::WRITE != 0));
+        if self.g.is_paused(writes) {
             if !self.paused.contains(&idx) {
                 self.paused.push(idx);
             }
             return Flow::Unconsumed;
+        }
+        if conn.multi.is_some()
+            && !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
+            self.queue_in_multi(conn, &mut out, ci, spec, args);
+            self.finish_reply(conn, direct, skip, scratch);
+            return Flow::Next;
         }
         let err_before = out.buf.len();
         match spec.run {
@@ -607,6 +635,7 @@ impl Shard {
                 }
             },
         }
+        self.ks.settle_watch();
         if let Some(req) = self.ks.block_request.take() {
             // The command found nothing to serve and asked to wait.
             self.park(conn, idx, args.iter().map(|a| a.to_vec()).collect(), req);
@@ -708,6 +737,7 @@ impl Shard {
             };
             let start = crate::clock::now();
             f(&mut ctx, &refs);
+            sh.ks.settle_watch();
             if skip {
                 buf.clear();
             }
@@ -797,6 +827,7 @@ impl Shard {
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))).is_err() {
                     crate::log::warn("internal error in a task from another shard");
                 }
+                self.ks.settle_watch();
             }
             Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::TxPanic | Msg::Release => {
                 crate::log::warn("unexpected transaction message outside a transaction");
@@ -889,6 +920,7 @@ impl Shard {
                 Some(Msg::TxOp(f)) => {
                     self.ks.now = crate::util::now_ms();
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+                    self.ks.settle_watch();
                     self.mesh
                         .send(from, r.map(Msg::TxReply).unwrap_or(Msg::TxPanic));
                     self.g.wakers[from].wake();
@@ -934,9 +966,30 @@ impl Shard {
         let mut others: Vec<usize> = shards.iter().copied().filter(|&s| s != self.id).collect();
         others.sort_unstable();
         others.dedup();
+        if self.tx_held.is_some() {
+            // Nested in a transaction this shard coordinates (a command
+            // inside EXEC): it holds the token, so it may hold more shards;
+            // the outer transaction releases them all.
+            self.hold_more(&others);
+            return body(&mut Tx { sh: self });
+        }
         if others.is_empty() {
             return body(&mut Tx { sh: self });
         }
+        self.take_token();
+        self.tx_held = Some(Vec::new());
+        self.hold_more(&others);
+        self.ks.now = crate::util::now_ms();
+        // Release the held shards and the token even if the body panics.
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut Tx { sh: self })));
+        self.release_all();
+        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// Takes the process-wide transaction token, serving peers (and their
+    /// transactions) while it waits.
+    pub(crate) fn take_token(&mut self) {
         let mut spins = 0u32;
         while self
             .g
@@ -957,29 +1010,46 @@ impl Shard {
             self.mesh.wake_targets(&self.g.wakers);
             backoff(&mut spins);
         }
-        for &s in &others {
+    }
+
+    /// Holds the shards of `shards` not held yet (the token is ours).
+    pub(crate) fn hold_more(&mut self, shards: &[usize]) {
+        let held = self.tx_held.as_ref().expect("inside a transaction");
+        let new: Vec<usize> = shards
+            .iter()
+            .copied()
+            .filter(|&s| s != self.id && !held.contains(&s))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        for &s in &new {
             self.mesh.send(s, Msg::Hold);
         }
         self.mesh.flush_overflow();
-        for &s in &others {
+        for &s in &new {
             self.g.wakers[s].wake();
         }
-        for &s in &others {
+        for &s in &new {
             let _ack = self.wait_tx_msg(s);
         }
         self.ks.now = crate::util::now_ms();
-        // Release the held shards and the token even if the body panics.
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut Tx { sh: self })));
-        for &s in &others {
+        if let Some(h) = self.tx_held.as_mut() {
+            h.extend(new);
+        }
+    }
+
+    /// Releases every held shard and the token.
+    pub(crate) fn release_all(&mut self) {
+        let held = self.tx_held.take().unwrap_or_default();
+        for &s in &held {
             self.mesh.send(s, Msg::Release);
         }
         self.mesh.flush_overflow();
-        for &s in &others {
+        for &s in &held {
             self.g.wakers[s].wake();
         }
         self.g.tx_token.store(false, Ordering::Release);
-        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
     /// All shard indexes.
@@ -1404,6 +1474,13 @@ impl Tx<'_> {
 
     pub fn id(&self) -> usize {
         self.sh.id
+    }
+}
+
+/// A command refused while a transaction is queued makes EXEC fail.
+fn abort_multi(conn: &mut Conn) {
+    if let Some(m) = conn.multi.as_mut() {
+        m.aborted = true;
     }
 }
 

@@ -1,0 +1,274 @@
+//! MULTI/EXEC on the shard: queueing, WATCH registration and running a
+//! queued transaction atomically.
+//!
+//! EXEC runs every queued command back to back on the connection's shard.
+//! With one shard nothing else can run meanwhile. With several, EXEC first
+//! takes the transaction token and holds every shard its commands' keys
+//! and its watched keys live on (a command without keys, which may gather
+//! from every shard, makes it take the token even if all keys are local;
+//! such a command's own transaction then holds more shards, nested in
+//! EXEC's). A command whose keys live on a held shard runs there as a
+//! transaction operation, so no client observes part of an EXEC.
+
+use super::*;
+use crate::conn::MultiState;
+
+impl Shard {
+    /// Queues a command sent inside MULTI (dispatch already checked it
+    /// exists, its arity and auth). Replies +QUEUED, or an error that
+    /// makes EXEC fail.
+    pub(super) fn queue_in_multi(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        ci: u16,
+        spec: &'static CmdSpec,
+        args: &[&[u8]],
+    ) {
+        let flags = if spec.subs.is_empty() || args.len() < 2 {
+            spec.flags
+        } else {
+            match cmd::find_sub(out, spec.subs, args) {
+                Some(sub) => sub.flags,
+                None => {
+                    abort_multi(conn);
+                    self.count_error("ERR");
+                    return;
+                }
+            }
+        };
+        if flags & cmd::NO_MULTI != 0 {
+            abort_multi(conn);
+            out.err("Command not allowed inside a transaction");
+            self.count_error("ERR");
+            return;
+        }
+        let Some(m) = conn.multi.as_mut() else {
+            return;
+        };
+        m.flags |= flags;
+        m.mem += args.iter().map(|a| a.len()).sum::<usize>();
+        m.cmds.push((ci, args.iter().map(|a| a.to_vec()).collect()));
+        out.simple("QUEUED");
+    }
+
+    /// WATCH: records each key on its owner shard (other shards' records
+    /// are written before WATCH replies).
+    pub(crate) fn watch_keys(&mut self, conn: &mut Conn, keys: &[&[u8]]) {
+        let (db, id) = (conn.db, conn.id);
+        let mut remote: Vec<(usize, Vec<u8>)> = Vec::new();
+        for &k in keys {
+            if conn.watched.iter().any(|(d, x)| *d == db && x == k) {
+                continue;
+            }
+            conn.watched.push((db, k.to_vec()));
+            let s = self.shard_of(k);
+            if s == self.id {
+                self.ks.watch_add(db, k, id);
+            } else {
+                remote.push((s, k.to_vec()));
+            }
+        }
+        if remote.is_empty() {
+            return;
+        }
+        let shards: Vec<usize> = remote.iter().map(|r| r.0).collect();
+        self.tx(&shards, move |tx| {
+            for (s, k) in remote {
+                tx.run(s, move |sh| sh.ks.watch_add(db, &k, id));
+            }
+        });
+    }
+
+    /// Forgets a client's WATCH records (UNWATCH, DISCARD, RESET,
+    /// disconnect). Other shards drop theirs when the message arrives,
+    /// before anything else this shard sends them later.
+    pub(crate) fn unwatch_keys(&mut self, id: u64, keys: Vec<(usize, Vec<u8>)>) {
+        for (db, k) in keys {
+            let s = self.shard_of(&k);
+            if s == self.id {
+                self.ks.watch_take(db, &k, id);
+            } else {
+                self.post(s, move |sh| {
+                    sh.ks.watch_take(db, &k, id);
+                });
+            }
+        }
+    }
+
+    /// EXEC: runs the queued commands atomically and replies with the
+    /// array of their replies (or EXECABORT, or null when a watched key
+    /// changed).
+    pub(crate) fn run_exec(&mut self, conn: &mut Conn, out: &mut Out, m: MultiState) {
+        let watched = std::mem::take(&mut conn.watched);
+        if m.aborted {
+            self.unwatch_keys(conn.id, watched);
+            return out.error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        let t = cmd::table();
+        let mut shards: Vec<usize> = Vec::new();
+        let mut keyless = false;
+        if self.n > 1 {
+            shards.extend(watched.iter().map(|(_, k)| self.shard_of(k)));
+            for (ci, args) in &m.cmds {
+                let spec = t.list[*ci as usize];
+                match spec.run {
+                    Run::Srv(_) => keyless = true,
+                    Run::Key(_) | Run::KeyMulti(..) => {
+                        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                        shards.extend(spec.key_positions(&refs).map(|p| self.shard_of(refs[p])));
+                    }
+                }
+            }
+            shards.sort_unstable();
+            shards.dedup();
+        }
+        let hold = keyless || shards.iter().any(|&s| s != self.id);
+        if hold && self.tx_held.is_none() {
+            self.take_token();
+            self.tx_held = Some(Vec::new());
+            self.hold_more(&shards);
+        }
+        self.ks.now = crate::util::now_ms();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.exec_body(conn, out, &m, watched)
+        }));
+        if hold {
+            self.release_all();
+        }
+        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    fn exec_body(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        m: &MultiState,
+        watched: Vec<(usize, Vec<u8>)>,
+    ) {
+        let id = conn.id;
+        let mut dirty = false;
+        for (db, k) in watched {
+            let s = self.shard_of(&k);
+            dirty |= Tx { sh: self }.run(s, move |sh| sh.ks.watch_take(db, &k, id));
+        }
+        if dirty {
+            return out.null_array();
+        }
+        let t = cmd::table();
+        out.array(m.cmds.len());
+        for (ci, args) in &m.cmds {
+            let spec = t.list[*ci as usize];
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            conn.last_cmd = cmd::full_name(spec, &refs).unwrap_or("NULL");
+            let start = crate::clock::now();
+            let before = out.buf.len();
+            self.exec_one(conn, out, spec, &refs);
+            let ns = crate::clock::elapsed_ns(start);
+            let st = &mut self.stats.cmds[*ci as usize];
+            st.calls += 1;
+            st.nsec += ns;
+            if out.buf.get(before) == Some(&b'-') {
+                self.stats.cmds[*ci as usize].failed += 1;
+                let code = out.buf[before + 1..]
+                    .split(|&c| c == b' ' || c == b'\r')
+                    .next()
+                    .unwrap_or(b"ERR");
+                let code = String::from_utf8_lossy(code).into_owned();
+                self.count_error(&code);
+            }
+            self.metrics.on_command(*ci, ns, &refs, conn);
+            if self.g.monitors.load(Ordering::Relaxed) > 0 {
+                crate::metrics::feed_monitors(self, conn, &refs);
+            }
+        }
+    }
+
+    /// Runs one queued command inside EXEC, its reply appended to `out`.
+    /// A blocking command does not block: it replies as on timeout.
+    fn exec_one(&mut self, conn: &mut Conn, out: &mut Out, spec: &'static CmdSpec, args: &[&[u8]]) {
+        let resp3 = conn.resp3;
+        let (f, multi) = match spec.run {
+            Run::Srv(f) => {
+                let mut ctx = SrvCtx {
+                    sh: self,
+                    conn,
+                    out: Out::new(out.buf, resp3),
+                };
+                f(&mut ctx, args);
+                self.ks.settle_watch();
+                return;
+            }
+            Run::Key(f) => (f, None),
+            Run::KeyMulti(f, m) => (f, Some(m)),
+        };
+        let mut target = None;
+        let mut spans = false;
+        for p in spec.key_positions(args) {
+            let s = self.shard_of(args[p]);
+            match target {
+                None => target = Some(s),
+                Some(t) if t != s => spans = true,
+                _ => {}
+            }
+        }
+        if spans {
+            match multi {
+                Some(m) => {
+                    let mut ctx = SrvCtx {
+                        sh: self,
+                        conn,
+                        out: Out::new(out.buf, resp3),
+                    };
+                    m(&mut ctx, args);
+                    self.ks.settle_watch();
+                }
+                None => out.error("CROSSSLOT Keys in request don't hash to the same slot"),
+            }
+            return;
+        }
+        let db = conn.db;
+        let s = target.unwrap_or(self.id);
+        if s == self.id {
+            let mut ctx = Ctx {
+                ks: &mut self.ks,
+                db,
+                out: Out::new(out.buf, resp3),
+            };
+            f(&mut ctx, args);
+            self.ks.settle_watch();
+            if let Some(req) = self.ks.block_request.take() {
+                timeout_reply(out, resp3, req.null_array);
+            }
+            return;
+        }
+        let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        let (bytes, blocked) = Tx { sh: self }.run(s, move |sh| {
+            let refs: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+            let mut buf = Vec::new();
+            let mut ctx = Ctx {
+                ks: &mut sh.ks,
+                db,
+                out: Out::new(&mut buf, resp3),
+            };
+            f(&mut ctx, &refs);
+            sh.ks.settle_watch();
+            let blocked = sh.ks.block_request.take().map(|r| r.null_array);
+            (buf, blocked)
+        });
+        out.raw(&bytes);
+        if let Some(null_array) = blocked {
+            timeout_reply(out, resp3, null_array);
+        }
+    }
+}
+
+/// What a blocking command replies on timeout (and inside MULTI).
+fn timeout_reply(out: &mut Out, resp3: bool, null_array: bool) {
+    let mut o = Out::new(out.buf, resp3);
+    if null_array {
+        o.null_array();
+    } else {
+        o.null();
+    }
+}
