@@ -12,13 +12,13 @@ use crate::shard::{Shard, ShardCfg};
 pub mod health;
 
 /// State shared by all shards. Nothing here guards keyspace data; it holds
-/// configuration, counters and the cross-shard transaction token.
+/// configuration, counters and the cross-shard transaction sequence.
 pub struct Global {
     pub nshards: usize,
     pub config: RwLock<Config>,
     pub config_epoch: AtomicU64,
-    /// Held by the one shard coordinating a multi-shard transaction.
-    pub tx_token: AtomicBool,
+    /// The sequence numbers of multi-shard transactions (shard/locks.rs).
+    pub tx_seq: AtomicU64,
     pub next_client_id: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub wakers: Vec<Waker>,
@@ -484,7 +484,7 @@ pub fn run(cfg: Config) -> i32 {
         nshards,
         config: RwLock::new(cfg),
         config_epoch: AtomicU64::new(0),
-        tx_token: AtomicBool::new(false),
+        tx_seq: AtomicU64::new(0),
         next_client_id: AtomicU64::new(1),
         connected_clients: AtomicUsize::new(0),
         wakers,

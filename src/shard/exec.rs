@@ -2,14 +2,15 @@
 //! queued transaction atomically.
 //!
 //! EXEC runs every queued command back to back on the connection's shard.
-//! With one shard nothing else can run meanwhile. With several, EXEC first
-//! takes the transaction token and holds every shard its commands' keys
-//! and its watched keys live on (a command without keys, which may gather
-//! from every shard, makes it take the token even if all keys are local;
-//! such a command's own transaction then holds more shards, nested in
-//! EXEC's). A command whose keys live on a held shard runs there as a
-//! transaction operation, so no client observes part of an EXEC.
+//! With one shard nothing else can run meanwhile. With several, EXEC is a
+//! transaction (shard/tx.rs): it locks the keys of its commands and its
+//! watched keys on their shards, or every shard whole if one of its
+//! commands has no keys (it may read any shard: DBSIZE, FLUSHALL, ...);
+//! the transactions such commands open inside it run under EXEC's locks.
+//! A command whose keys live on another shard runs there as a transaction
+//! operation, so no client observes part of an EXEC.
 
+use super::locks::LockSet;
 use super::*;
 use crate::conn::MultiState;
 
@@ -73,11 +74,15 @@ impl Shard {
             return;
         }
         let shards: Vec<usize> = remote.iter().map(|r| r.0).collect();
+        let saved = self
+            .tx_keys
+            .replace(remote.iter().map(|(_, k)| (db, k.clone())).collect());
         self.tx(&shards, move |tx| {
             for (s, k) in remote {
                 tx.run(s, move |sh| sh.ks.watch_add(db, &k, id));
             }
         });
+        self.tx_keys = saved;
     }
 
     /// Forgets a client's WATCH records (UNWATCH, DISCARD, RESET,
@@ -105,38 +110,44 @@ impl Shard {
             self.unwatch_keys(conn.id, watched);
             return out.error("EXECABORT Transaction discarded because of previous errors.");
         }
+        if self.n == 1 {
+            return self.exec_body(conn, out, &m, watched);
+        }
+        // What the transaction locks: the keys of its commands and the
+        // watched keys on their shards, or every shard whole if a command
+        // has no keys (it may read any shard: DBSIZE, KEYS, FLUSHALL...).
         let t = cmd::table();
-        let mut shards: Vec<usize> = Vec::new();
-        let mut keyless = false;
-        if self.n > 1 {
-            shards.extend(watched.iter().map(|(_, k)| self.shard_of(k)));
-            for (ci, args) in &m.cmds {
-                let spec = t.list[*ci as usize];
-                match spec.run {
-                    Run::Srv(_) => keyless = true,
-                    Run::Key(_) | Run::KeyMulti(..) => {
-                        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        shards.extend(spec.key_positions(&refs).map(|p| self.shard_of(refs[p])));
-                    }
+        let mut keys: Vec<(usize, Vec<u8>)> = watched.clone();
+        let mut whole = false;
+        let db = conn.db;
+        for (ci, args) in &m.cmds {
+            let spec = t.list[*ci as usize];
+            match spec.run {
+                Run::Srv(_) => {
+                    whole = true;
+                    break;
+                }
+                Run::Key(_) | Run::KeyMulti(..) => {
+                    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                    keys.extend(spec.key_positions(&refs).map(|p| (db, refs[p].to_vec())));
                 }
             }
-            shards.sort_unstable();
-            shards.dedup();
         }
-        let hold = keyless || shards.iter().any(|&s| s != self.id);
-        if hold && self.tx_held.is_none() {
-            self.take_token();
-            self.tx_held = Some(Vec::new());
-            self.hold_more(&shards);
-        }
-        self.ks.now = crate::util::now_ms();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.exec_body(conn, out, &m, watched)
-        }));
-        if hold {
-            self.release_all();
-        }
-        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+        let sets: Vec<(usize, LockSet)> = if whole {
+            (0..self.n).map(|s| (s, LockSet::All)).collect()
+        } else {
+            let mut per: Vec<hashbrown::HashSet<(usize, Vec<u8>)>> =
+                (0..self.n).map(|_| hashbrown::HashSet::new()).collect();
+            for k in keys {
+                per[self.shard_of(&k.1)].insert(k);
+            }
+            per.into_iter()
+                .enumerate()
+                .filter(|(_, ks)| !ks.is_empty())
+                .map(|(s, ks)| (s, LockSet::Keys(ks)))
+                .collect()
+        };
+        self.tx_with(sets, |tx| tx.sh.exec_body(conn, out, &m, watched))
     }
 
     fn exec_body(

@@ -9,7 +9,19 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use super::keyspace::BlockReq;
 use super::Shard;
 
-pub type Job = Box<dyn FnOnce(&mut Shard) -> (Vec<u8>, Option<BlockReq>) + Send>;
+/// A command sent to the shard that owns its keys, for a client of the
+/// sender.
+pub struct ExecCall {
+    pub f: crate::cmd::KeyFn,
+    /// Its command-table index (stats, key positions).
+    pub ci: u16,
+    pub db: usize,
+    pub resp3: bool,
+    /// The reply is not wanted (CLIENT REPLY OFF/SKIP).
+    pub skip: bool,
+    pub origin: usize,
+    pub args: Vec<Vec<u8>>,
+}
 pub type TxJob = Box<dyn FnOnce(&mut Shard) -> Box<dyn Any + Send> + Send>;
 
 pub enum Msg {
@@ -18,7 +30,7 @@ pub enum Msg {
         conn: u32,
         gen: u32,
         seq: u64,
-        job: Job,
+        call: Box<ExecCall>,
     },
     /// The encoded reply of an `Exec`, or its request to block.
     Reply {
@@ -28,15 +40,27 @@ pub enum Msg {
         data: Vec<u8>,
         block: Option<BlockReq>,
     },
-    /// A coordinator holding the transaction token asks this shard to stop
-    /// serving anything but its transaction until `Release`.
-    Hold,
-    HoldAck,
+    /// A coordinator asks for transaction `seq`'s locks on this shard
+    /// (shard/locks.rs); answered by `Granted` (now or later) or `Refused`.
+    Lock {
+        seq: u64,
+        set: super::locks::LockSet,
+    },
+    Granted {
+        seq: u64,
+    },
+    Refused {
+        seq: u64,
+    },
+    /// Transaction `seq` is over (or gave up): drop its locks here.
+    Unlock {
+        seq: u64,
+    },
+    /// An operation of a transaction whose locks this shard granted.
     TxOp(TxJob),
     TxReply(Box<dyn Any + Send>),
-    /// A transaction operation panicked on the held shard.
+    /// A transaction operation panicked on the other shard.
     TxPanic,
-    Release,
     /// Fire-and-forget work.
     Run(Box<dyn FnOnce(&mut Shard) + Send>),
 }

@@ -6,15 +6,17 @@
 //! command whose keys all hash to one other shard hops there as an `Exec`
 //! message and its reply comes back into the connection's pipeline slot.
 //! A command whose keys span shards runs its coordinator under a
-//! transaction ([`Shard::tx`]) that holds every shard involved, so no client
-//! ever observes half of it.
+//! transaction ([`Shard::tx`], shard/tx.rs) that locks its keys on every
+//! shard involved, so no client ever observes half of it.
 
 pub mod clients;
 pub mod dict;
 pub mod exec;
 pub mod keyspace;
+pub mod locks;
 pub mod mesh;
 pub mod snapshot;
+pub mod tx;
 pub mod watch;
 
 use std::collections::VecDeque;
@@ -30,6 +32,7 @@ use crate::resp::{self, Out, Parsed};
 use crate::server::Global;
 use keyspace::{BlockReq, Keyspace};
 use mesh::{Mesh, Msg};
+pub use tx::Tx;
 
 /// Per-command counters (INFO commandstats).
 #[derive(Default, Clone, Copy)]
@@ -141,17 +144,25 @@ pub struct Shard {
     /// Connections with output to flush this turn.
     pub dirty: Vec<u32>,
     pub mesh: Mesh,
-    /// Messages received while coordinating a transaction, run after it.
-    deferred: VecDeque<(usize, Msg)>,
+    /// Per-key intent locks of multi-shard transactions (shard/locks.rs).
+    pub locks: locks::Locks,
+    /// Requests from other shards that wait for locks, in arrival order.
+    lock_deferred: VecDeque<(usize, Msg)>,
+    /// This shard's connections whose next command waits for a lock.
+    lock_wait: Vec<u32>,
+    /// Keys that got data for blocked clients while locked (served after).
+    locked_ready: Vec<(usize, Vec<u8>)>,
     /// Replies for connections taken out of the table while they run.
     stash: Vec<Stashed>,
     /// Connections stopped by CLIENT PAUSE, resumed when it ends.
     pub paused: Vec<u32>,
     /// The connection taken out of `conns` while its requests run.
     current: Option<u32>,
-    /// While this shard coordinates a transaction: the other shards it
-    /// holds (it also holds the token).
-    tx_held: Option<Vec<usize>>,
+    /// The transaction this shard coordinates, while it runs.
+    tx_cur: Option<tx::TxCur>,
+    /// The keys (db, key) of the multi-key command being coordinated: what
+    /// its transaction locks.
+    pub tx_keys: Option<Vec<(usize, Vec<u8>)>>,
     bump: Bump,
     pub stats: Stats,
     pub cfg: ShardCfg,
@@ -240,11 +251,15 @@ impl Shard {
             next_gen: 1,
             dirty: Vec::new(),
             mesh,
-            deferred: VecDeque::new(),
+            locks: locks::Locks::default(),
+            lock_deferred: VecDeque::new(),
+            lock_wait: Vec::new(),
+            locked_ready: Vec::new(),
             stash: Vec::new(),
             paused: Vec::new(),
             current: None,
-            tx_held: None,
+            tx_cur: None,
+            tx_keys: None,
             bump: Bump::with_capacity(64 * 1024),
             stats: Stats {
                 cmds: vec![CmdStat::default(); cmd::table().list.len()],
@@ -581,6 +596,12 @@ impl Shard {
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
         }
+        if !self.locks.idle() && self.must_wait_for_locks(spec, args, conn.db) {
+            if !self.lock_wait.contains(&idx) {
+                self.lock_wait.push(idx);
+            }
+            return Flow::Unconsumed;
+        }
         let err_before = out.buf.len();
         match spec.run {
             Run::Srv(f) => {
@@ -626,12 +647,19 @@ impl Shard {
                         self.finish_reply(conn, direct, skip, scratch);
                         return Flow::Next;
                     };
+                    // What its transaction locks.
+                    self.tx_keys = Some(
+                        spec.key_positions(args)
+                            .map(|p| (conn.db, args[p].to_vec()))
+                            .collect(),
+                    );
                     let mut ctx = SrvCtx {
                         sh: self,
                         conn,
                         out,
                     };
                     m(&mut ctx, args);
+                    self.tx_keys = None;
                 }
             },
         }
@@ -718,7 +746,7 @@ impl Shard {
         skip: bool,
     ) -> u64 {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-        let (origin, gen) = (self.id, conn.gen);
+        let origin = self.id;
         let db = conn.db;
         let resp3 = conn.resp3;
         let seq = conn.next_seq;
@@ -726,27 +754,14 @@ impl Shard {
         if !skip {
             conn.pending.push_back(Pending::Wait(seq));
         }
-        let job: mesh::Job = Box::new(move |sh: &mut Shard| {
-            let refs: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
-            let mut buf = Vec::new();
-            sh.ks.now = crate::util::now_ms();
-            let mut ctx = Ctx {
-                ks: &mut sh.ks,
-                db,
-                out: Out::new(&mut buf, resp3),
-            };
-            let start = crate::clock::now();
-            f(&mut ctx, &refs);
-            sh.ks.settle_watch();
-            if skip {
-                buf.clear();
-            }
-            let block = sh.ks.block_request.take();
-            if block.is_none() {
-                let ns = crate::clock::elapsed_ns(start);
-                crate::metrics::on_hop(sh, ci, ns, &refs, origin, idx, gen);
-            }
-            (buf, block)
+        let call = Box::new(mesh::ExecCall {
+            f,
+            ci,
+            db,
+            resp3,
+            skip,
+            origin,
+            args: owned,
         });
         self.mesh.send(
             to,
@@ -756,7 +771,7 @@ impl Shard {
                 // A skipped reply is not sent back, except a blocking
                 // command's: its client holds its input until the answer.
                 seq: if skip && !blocking { u64::MAX } else { seq },
-                job,
+                call,
             },
         );
         seq
@@ -766,9 +781,6 @@ impl Shard {
 
     /// Handles every message waiting in the inbound rings.
     pub fn drain_inbox(&mut self) {
-        while let Some((from, m)) = self.deferred.pop_front() {
-            self.handle_msg(from, m);
-        }
         for from in 0..self.n {
             if from == self.id {
                 continue;
@@ -790,28 +802,22 @@ impl Shard {
                 conn,
                 gen,
                 seq,
-                job,
+                call,
             } => {
-                let (data, block) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self)))
-                        .unwrap_or_else(|_| {
-                            crate::log::warn("internal error in a command run for another shard");
-                            (
-                                b"-ERR internal error (see the server log)\r\n".to_vec(),
-                                None,
-                            )
-                        });
-                if seq != u64::MAX || block.is_some() {
-                    self.mesh.send(
+                if self.exec_must_wait(&call) {
+                    // Its keys are locked by a transaction (or requests
+                    // deferred before it wait): keep the order.
+                    self.lock_deferred.push_back((
                         from,
-                        Msg::Reply {
+                        Msg::Exec {
                             conn,
                             gen,
                             seq,
-                            data,
-                            block,
+                            call,
                         },
-                    );
+                    ));
+                } else {
+                    self.run_exec_msg(from, conn, gen, seq, &call);
                 }
             }
             Msg::Reply {
@@ -821,7 +827,6 @@ impl Shard {
                 data,
                 block,
             } => self.on_reply(conn, gen, seq, data, block),
-            Msg::Hold => self.held(from),
             Msg::Run(f) => {
                 self.ks.now = crate::util::now_ms();
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))).is_err() {
@@ -829,9 +834,53 @@ impl Shard {
                 }
                 self.ks.settle_watch();
             }
-            Msg::HoldAck | Msg::TxOp(_) | Msg::TxReply(_) | Msg::TxPanic | Msg::Release => {
-                crate::log::warn("unexpected transaction message outside a transaction");
+            m => self.handle_tx_msg(from, m),
+        }
+    }
+
+    /// Runs a command another shard sent for one of its clients and sends
+    /// the reply back.
+    fn run_exec_msg(&mut self, from: usize, conn: u32, gen: u32, seq: u64, call: &mesh::ExecCall) {
+        let refs: Vec<&[u8]> = call.args.iter().map(|a| a.as_slice()).collect();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut buf = Vec::new();
+            self.ks.now = crate::util::now_ms();
+            let mut ctx = Ctx {
+                ks: &mut self.ks,
+                db: call.db,
+                out: Out::new(&mut buf, call.resp3),
+            };
+            let start = crate::clock::now();
+            (call.f)(&mut ctx, &refs);
+            self.ks.settle_watch();
+            if call.skip {
+                buf.clear();
             }
+            let block = self.ks.block_request.take();
+            if block.is_none() {
+                let ns = crate::clock::elapsed_ns(start);
+                crate::metrics::on_hop(self, call.ci, ns, &refs, call.origin, conn, gen);
+            }
+            (buf, block)
+        }));
+        let (data, block) = r.unwrap_or_else(|_| {
+            crate::log::warn("internal error in a command run for another shard");
+            (
+                b"-ERR internal error (see the server log)\r\n".to_vec(),
+                None,
+            )
+        });
+        if seq != u64::MAX || block.is_some() {
+            self.mesh.send(
+                from,
+                Msg::Reply {
+                    conn,
+                    gen,
+                    seq,
+                    data,
+                    block,
+                },
+            );
         }
     }
 
@@ -906,167 +955,6 @@ impl Shard {
         for (idx, gen, seq, data, block) in std::mem::take(&mut self.stash) {
             self.on_reply(idx, gen, seq, data, block);
         }
-    }
-
-    /// Serves a coordinator that holds this shard: only its transaction
-    /// operations run until it releases us.
-    fn held(&mut self, from: usize) {
-        self.mesh.send(from, Msg::HoldAck);
-        self.g.wakers[from].wake();
-        let mut spins = 0u32;
-        loop {
-            self.mesh.flush_overflow();
-            match self.mesh.try_recv(from) {
-                Some(Msg::TxOp(f)) => {
-                    self.ks.now = crate::util::now_ms();
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
-                    self.ks.settle_watch();
-                    self.mesh
-                        .send(from, r.map(Msg::TxReply).unwrap_or(Msg::TxPanic));
-                    self.g.wakers[from].wake();
-                    spins = 0;
-                }
-                Some(Msg::Release) => return,
-                Some(other) => self.handle_msg(from, other),
-                None => backoff(&mut spins),
-            }
-        }
-    }
-
-    /// Waits for the next transaction message from `from`, deferring
-    /// anything else it sends.
-    fn wait_tx_msg(&mut self, from: usize) -> Msg {
-        let mut spins = 0u32;
-        loop {
-            self.mesh.flush_overflow();
-            self.mesh.wake_targets(&self.g.wakers);
-            match self.mesh.try_recv(from) {
-                Some(m @ (Msg::HoldAck | Msg::TxReply(_) | Msg::TxPanic)) => return m,
-                Some(Msg::Reply {
-                    conn,
-                    gen,
-                    seq,
-                    data,
-                    block,
-                }) => self.on_reply(conn, gen, seq, data, block),
-                Some(other) => self.deferred.push_back((from, other)),
-                None => backoff(&mut spins),
-            }
-        }
-    }
-
-    /// Runs `body` with every shard in `shards` held: between the start and
-    /// the end of `body` those shards execute nothing else, so the whole of
-    /// `body` is atomic with respect to every other client.
-    ///
-    /// One transaction runs at a time in the process (a global token); a
-    /// shard waiting for the token keeps serving its peers, including their
-    /// transactions, so there is no deadlock.
-    pub fn tx<R>(&mut self, shards: &[usize], body: impl FnOnce(&mut Tx) -> R) -> R {
-        let mut others: Vec<usize> = shards.iter().copied().filter(|&s| s != self.id).collect();
-        others.sort_unstable();
-        others.dedup();
-        if self.tx_held.is_some() {
-            // Nested in a transaction this shard coordinates (a command
-            // inside EXEC): it holds the token, so it may hold more shards;
-            // the outer transaction releases them all.
-            self.hold_more(&others);
-            return body(&mut Tx { sh: self });
-        }
-        if others.is_empty() {
-            return body(&mut Tx { sh: self });
-        }
-        self.take_token();
-        self.tx_held = Some(Vec::new());
-        self.hold_more(&others);
-        self.ks.now = crate::util::now_ms();
-        // Release the held shards and the token even if the body panics.
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut Tx { sh: self })));
-        self.release_all();
-        r.unwrap_or_else(|p| std::panic::resume_unwind(p))
-    }
-
-    /// Takes the process-wide transaction token, serving peers (and their
-    /// transactions) while it waits.
-    pub(crate) fn take_token(&mut self) {
-        let mut spins = 0u32;
-        while self
-            .g
-            .tx_token
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            // Serve peers (and their transactions) while we wait.
-            for from in 0..self.n {
-                if from != self.id {
-                    if let Some(m) = self.mesh.try_recv(from) {
-                        self.handle_msg(from, m);
-                        spins = 0;
-                    }
-                }
-            }
-            self.mesh.flush_overflow();
-            self.mesh.wake_targets(&self.g.wakers);
-            backoff(&mut spins);
-        }
-    }
-
-    /// Holds the shards of `shards` not held yet (the token is ours).
-    pub(crate) fn hold_more(&mut self, shards: &[usize]) {
-        let held = self.tx_held.as_ref().expect("inside a transaction");
-        let new: Vec<usize> = shards
-            .iter()
-            .copied()
-            .filter(|&s| s != self.id && !held.contains(&s))
-            .collect();
-        if new.is_empty() {
-            return;
-        }
-        for &s in &new {
-            self.mesh.send(s, Msg::Hold);
-        }
-        self.mesh.flush_overflow();
-        for &s in &new {
-            self.g.wakers[s].wake();
-        }
-        for &s in &new {
-            let _ack = self.wait_tx_msg(s);
-        }
-        self.ks.now = crate::util::now_ms();
-        if let Some(h) = self.tx_held.as_mut() {
-            h.extend(new);
-        }
-    }
-
-    /// Releases every held shard and the token.
-    pub(crate) fn release_all(&mut self) {
-        let held = self.tx_held.take().unwrap_or_default();
-        for &s in &held {
-            self.mesh.send(s, Msg::Release);
-        }
-        self.mesh.flush_overflow();
-        for &s in &held {
-            self.g.wakers[s].wake();
-        }
-        self.g.tx_token.store(false, Ordering::Release);
-    }
-
-    /// All shard indexes.
-    pub fn all_shards(&self) -> Vec<usize> {
-        (0..self.n).collect()
-    }
-
-    /// Runs `f` on every shard atomically and collects the results in
-    /// shard order.
-    pub fn on_all<R: Send + 'static>(
-        &mut self,
-        f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static,
-    ) -> Vec<R> {
-        let all = self.all_shards();
-        self.tx(&all, |tx| {
-            (0..tx.sh.n).map(|s| tx.run(s, f.clone())).collect()
-        })
     }
 
     /// Sends fire-and-forget work to another shard (or runs it here).
@@ -1161,6 +1049,13 @@ impl Shard {
                 return;
             }
             for (db, key) in std::mem::take(&mut self.ks.ready_keys) {
+                if !self.locks.idle() && self.locks.blocks(db, &key) {
+                    // A transaction holds it: serve its waiters after.
+                    if !self.locked_ready.contains(&(db, key.clone())) {
+                        self.locked_ready.push((db, key));
+                    }
+                    continue;
+                }
                 let Some(q) = self.waiters.get(&(db, key.clone())) else {
                     continue;
                 };
@@ -1187,7 +1082,20 @@ impl Shard {
     /// Re-runs a blocked client's command.
     pub fn retry_blocked(&mut self, idx: u32, gen: u32) -> Retry {
         match self.conns.get(idx as usize) {
-            Some(Some(c)) if c.gen == gen && c.blocked.is_some() && !c.kill && !c.closed => {}
+            Some(Some(c)) if c.gen == gen && c.blocked.is_some() && !c.kill && !c.closed => {
+                let b = c.blocked.as_ref().expect("blocked");
+                if self.retry_blocked_by_locks(&b.args, b.db) {
+                    // Its keys here are locked: stay parked; the unlock
+                    // signals the keys again.
+                    for k in b.keys.iter().filter(|(s, _)| *s == self.id) {
+                        let k = (b.db, k.1.clone());
+                        if !self.locked_ready.contains(&k) {
+                            self.locked_ready.push(k);
+                        }
+                    }
+                    return Retry::Reparked;
+                }
+            }
             _ => return Retry::Stale,
         }
         let mut conn = self.conns[idx as usize].take().expect("conn");
@@ -1442,38 +1350,6 @@ impl Shard {
         }
         let paused = std::mem::take(&mut self.paused);
         self.resume.extend(paused);
-    }
-}
-
-/// What a transaction body uses to run work on held shards.
-pub struct Tx<'a> {
-    pub sh: &'a mut Shard,
-}
-
-impl Tx<'_> {
-    /// Runs `f` on `shard` (which must be held by this transaction) and
-    /// returns its result.
-    pub fn run<R: Send + 'static>(
-        &mut self,
-        shard: usize,
-        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
-    ) -> R {
-        if shard == self.sh.id {
-            return f(self.sh);
-        }
-        let job: mesh::TxJob = Box::new(move |sh: &mut Shard| Box::new(f(sh)));
-        self.sh.mesh.send(shard, Msg::TxOp(job));
-        self.sh.mesh.flush_overflow();
-        self.sh.g.wakers[shard].wake();
-        match self.sh.wait_tx_msg(shard) {
-            Msg::TxReply(r) => *r.downcast::<R>().expect("transaction reply type"),
-            // Propagates to the coordinator's `tx`, which releases everyone.
-            _ => panic!("a transaction operation failed on shard {shard}"),
-        }
-    }
-
-    pub fn id(&self) -> usize {
-        self.sh.id
     }
 }
 
