@@ -1,6 +1,7 @@
 //! Tests for the `ringkv-bench` load generator against a real ringkv:
 //! exact request counts, error counting, monotone percentiles, the JSON
-//! report, the HdrHistogram interval log and the open-loop schedule.
+//! report, the HdrHistogram interval log, the open-loop schedule and
+//! transactions (`--multi`, against redis-server).
 
 mod common;
 
@@ -501,6 +502,84 @@ fn error_replies_are_counted() {
     let samples = r.get("error_samples").arr();
     assert!(
         matches!(&samples[0], Json::Str(s) if s.starts_with("ERR unknown command")),
+        "{samples:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--multi`: one request is MULTI + N commands + EXEC (checked against
+/// redis-server, which has transactions).
+#[test]
+fn multi_sends_transactions_and_checks_their_replies() {
+    let Some(srv) = Server::redis() else { return };
+    let dir = tmpdir("multi");
+    let json = dir.join("report.json");
+    let port = srv.port().to_string();
+    // 300 transactions of 10 INCRs of distinct keys, 4 in flight per
+    // connection; with one key number every transaction hits k:0:0..k:0:9
+    let out = bench(&[
+        "-p",
+        &port,
+        "-n",
+        "300",
+        "-P",
+        "4",
+        "-c",
+        "3",
+        "--multi",
+        "10",
+        "--keyspace",
+        "1",
+        "--command",
+        "INCR k:__key__:__i__",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let r = read_json(&json);
+    let req = r.get("requests");
+    assert_eq!(req.u("sent"), 300);
+    assert_eq!(req.u("replies"), 300);
+    assert_eq!(req.u("errors"), 0);
+    assert_eq!(req.u("unanswered"), 0);
+    assert_eq!(r.get("config").u("multi"), 10);
+    assert_eq!(r.get("latency").u("count"), 300);
+    let mut con = srv.client();
+    for i in 0..10 {
+        let key = format!("k:0:{i}");
+        assert_eq!(ok(&mut con, &["GET", &key]), bulk("300"), "{key}");
+    }
+    assert_eq!(ok(&mut con, &["DBSIZE"]), int(10));
+
+    // a command failing inside EXEC makes the transaction an error
+    let out = bench(&[
+        "-p",
+        &port,
+        "-n",
+        "20",
+        "-P",
+        "2",
+        "-c",
+        "2",
+        "--multi",
+        "2",
+        "--command",
+        "SET s:__key__ abc",
+        "--command",
+        "INCR s:__key__",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = read_json(&json);
+    let req = r.get("requests");
+    assert_eq!((req.u("sent"), req.u("replies")), (20, 20));
+    assert_eq!(req.u("errors"), 20);
+    let samples = r.get("error_samples").arr();
+    assert!(
+        matches!(&samples[0], Json::Str(s) if s.starts_with("ERR value is not an integer")),
         "{samples:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

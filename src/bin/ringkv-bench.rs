@@ -16,6 +16,12 @@
 //!   requests in flight per connection; a due request that waits for that
 //!   cap still has its latency counted from its intended time.
 //!
+//! Transactions (`--multi N`): one request is `MULTI`, the next N
+//! commands of the command cycle and `EXEC`, written back to back; it is
+//! counted once, its latency runs until the EXEC reply is read, and it is
+//! an error unless the replies are `+OK`, N x `+QUEUED` and an EXEC array
+//! of N replies none of which is an error (a null EXEC counts as "nil").
+//!
 //! Replies are parsed as RESP2/RESP3 (simple strings, errors, integers,
 //! bulk strings, arrays, nulls, maps, sets, attributes and push messages);
 //! every request gets exactly one reply, a top-level error reply
@@ -82,13 +88,16 @@ enum Dist {
     about = "RESP load generator: closed loop or open loop (fixed rate, latency from the \
              intended send time), exact request counts, HdrHistogram output",
     after_help = "Placeholders in --command: __key__ (or __rand_int__) is replaced by the request's \
-key number, zero-padded to the width of the largest key; __value__ by --value-size bytes.\n\
+key number, zero-padded to the width of the largest key; __value__ by --value-size bytes; \
+with --multi N, __i__ by the command's index inside its transaction (0 .. N-1, zero-padded), \
+while __key__ is one key number for the whole transaction.\n\
 Default workload: SET key:__key__ __value__ and GET key:__key__ with --ratio 1:10.\n\
 \n\
 Examples:\n  ringkv-bench -p 6379 -c 50 -P 16 -n 1000000\n  \
 ringkv-bench -p 6379 --rate 100000 --duration 10 --hdr-log run.hlog --json run.json\n  \
 ringkv-bench -p 6379 --command 'INCR counter:__key__' --distribution zipf --zipf-s 1.1\n  \
-ringkv-bench -p 6379 --command 'SET a __value__' --command 'GET a' --ratio 1:4"
+ringkv-bench -p 6379 --command 'SET a __value__' --command 'GET a' --ratio 1:4\n  \
+ringkv-bench -p 6379 --multi 10 --command 'INCR k:__key__:__i__' -P 16"
 )]
 struct Cli {
     /// Server host name or IP address.
@@ -143,6 +152,13 @@ struct Cli {
     /// Arguments are split on blanks; "double quotes" keep blanks.
     #[arg(long = "command")]
     commands: Vec<String>,
+    /// Transactions: every request is MULTI, the next N commands of the
+    /// command cycle (--command/--ratio) and EXEC, sent in one write and
+    /// counted as ONE request (latency: until the EXEC reply is read). It
+    /// counts as an error unless MULTI answers +OK, each command +QUEUED
+    /// and EXEC an array of N replies without an error among them.
+    #[arg(long, value_name = "N")]
+    multi: Option<usize>,
     /// Password: each connection sends AUTH before the run.
     #[arg(long)]
     auth: Option<String>,
@@ -352,6 +368,8 @@ enum Piece {
     Lit(Vec<u8>),
     Key,
     Value,
+    /// `__i__`: the command's index inside its transaction (--multi).
+    Index,
 }
 
 /// A command template compiled to RESP pieces: literal bytes (including
@@ -401,7 +419,14 @@ fn split_args(s: &str) -> Result<Vec<String>, String> {
 }
 
 impl Template {
-    fn compile(text: &str, key_width: usize, value_size: usize) -> Result<Template, String> {
+    /// `index_width`: with `Some(w)` (--multi), `__i__` is a placeholder
+    /// of `w` digits; without it, `__i__` is plain text.
+    fn compile(
+        text: &str,
+        key_width: usize,
+        value_size: usize,
+        index_width: Option<usize>,
+    ) -> Result<Template, String> {
         let args = split_args(text)?;
         if args.is_empty() {
             return Err("empty --command".into());
@@ -424,8 +449,9 @@ impl Template {
             let mut rest = arg.as_str();
             let mut len = 0usize;
             loop {
-                let next = ["__key__", "__rand_int__", "__value__"]
+                let next = ["__key__", "__rand_int__", "__value__", "__i__"]
                     .iter()
+                    .filter(|p| **p != "__i__" || index_width.is_some())
                     .filter_map(|p| rest.find(p).map(|i| (i, *p)))
                     .min();
                 match next {
@@ -440,6 +466,9 @@ impl Template {
                         if p == "__value__" {
                             len += value_size;
                             segs.push(Piece::Value);
+                        } else if p == "__i__" {
+                            len += index_width.unwrap_or(0);
+                            segs.push(Piece::Index);
                         } else {
                             len += key_width;
                             segs.push(Piece::Key);
@@ -480,28 +509,74 @@ struct Workload {
     zipf: Option<Zipf>,
     zipf_s: f64,
     value: Vec<u8>,
+    /// --multi: commands per transaction.
+    multi: Option<usize>,
+    /// Digits of `__i__` (--multi).
+    index_width: usize,
+}
+
+const MULTI_CMD: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
+const EXEC_CMD: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+
+/// Writes `n` in decimal, zero-padded to `width` digits, into `out`;
+/// returns `width`.
+fn padded(n: u64, width: usize, out: &mut [u8; 24]) -> usize {
+    let mut k = n;
+    for i in (0..width).rev() {
+        out[i] = b'0' + (k % 10) as u8;
+        k /= 10;
+    }
+    width
 }
 
 impl Workload {
-    fn key_text(&self, key: u64, out: &mut [u8; 24]) -> usize {
-        let w = self.key_width;
-        let mut k = key;
-        for i in (0..w).rev() {
-            out[i] = b'0' + (k % 10) as u8;
-            k /= 10;
-        }
-        w
-    }
-
-    /// Appends one request (template `t`, key number `key`) to `out`.
-    fn encode(&self, t: usize, key: u64, out: &mut Vec<u8>) {
+    /// Appends one command (template `t`, key number `key`, index `idx`
+    /// inside its transaction) to `out`.
+    fn encode_cmd(&self, t: usize, key: u64, idx: usize, out: &mut Vec<u8>) {
         let mut kbuf = [0u8; 24];
-        let klen = self.key_text(key, &mut kbuf);
+        let klen = padded(key, self.key_width, &mut kbuf);
+        let mut ibuf = [0u8; 24];
+        let ilen = padded(idx as u64, self.index_width, &mut ibuf);
         for p in &self.templates[t].pieces {
             match p {
                 Piece::Lit(b) => out.extend_from_slice(b),
                 Piece::Key => out.extend_from_slice(&kbuf[..klen]),
                 Piece::Value => out.extend_from_slice(&self.value),
+                Piece::Index => out.extend_from_slice(&ibuf[..ilen]),
+            }
+        }
+    }
+
+    /// Appends one request (template `t`, key number `key`) to `out`.
+    #[cfg(test)]
+    fn encode(&self, t: usize, key: u64, out: &mut Vec<u8>) {
+        self.encode_cmd(t, key, 0, out);
+    }
+
+    /// Appends one request with key number `key` to `out`, taking its
+    /// command(s) from the cycle at `*cycle_pos` (advanced): one command,
+    /// or with --multi N a MULTI, N commands and an EXEC.
+    fn encode_request(&self, cycle_pos: &mut usize, key: u64, out: &mut Vec<u8>) {
+        let mut next = || {
+            let t = self.cycle[*cycle_pos];
+            *cycle_pos += 1;
+            if *cycle_pos == self.cycle.len() {
+                *cycle_pos = 0;
+            }
+            t
+        };
+        match self.multi {
+            None => {
+                let t = next();
+                self.encode_cmd(t, key, 0, out);
+            }
+            Some(n) => {
+                out.extend_from_slice(MULTI_CMD);
+                for i in 0..n {
+                    let t = next();
+                    self.encode_cmd(t, key, i, out);
+                }
+                out.extend_from_slice(EXEC_CMD);
             }
         }
     }
@@ -543,9 +618,15 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
     if total == 0 || total > 1_000_000 {
         return Err("--ratio weights must add up to 1 ..= 1000000".into());
     }
+    if let Some(n) = cli.multi {
+        if !(1..=100_000).contains(&n) {
+            return Err("--multi must be 1 ..= 100000".into());
+        }
+    }
+    let index_width = cli.multi.map(|n| (n.max(1) - 1).to_string().len());
     let templates = texts
         .iter()
-        .map(|t| Template::compile(t, key_width, cli.value_size))
+        .map(|t| Template::compile(t, key_width, cli.value_size, index_width))
         .collect::<Result<Vec<_>, _>>()?;
     let mut cycle = Vec::new();
     for (i, &w) in weights.iter().enumerate() {
@@ -571,6 +652,8 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
         zipf,
         zipf_s: cli.zipf_s,
         value,
+        multi: cli.multi,
+        index_width: index_width.unwrap_or(0),
     })
 }
 
@@ -603,6 +686,10 @@ struct RespParser {
     top_kind: Option<ReplyKind>,
     top_skip: bool,
     top_error: Option<(usize, usize)>,
+    top_simple: Option<(usize, usize)>,
+    top_array_len: Option<u64>,
+    top_child_errors: u64,
+    top_child_error: Option<String>,
 }
 
 fn parse_len(line: &[u8]) -> Option<i64> {
@@ -629,6 +716,14 @@ fn parse_len(line: &[u8]) -> Option<i64> {
 struct Reply {
     kind: ReplyKind,
     error: Option<(usize, usize)>,
+    /// A simple string (`+...`): the byte range of its text.
+    simple: Option<(usize, usize)>,
+    /// A RESP array (`*n`, n >= 0): its number of elements.
+    array_len: Option<u64>,
+    /// Error replies among the direct elements of an aggregate, and the
+    /// text of the first one (at most 200 characters).
+    child_errors: u64,
+    child_error: Option<String>,
 }
 
 enum Elem {
@@ -722,6 +817,14 @@ impl RespParser {
             *pos = consumed;
             if self.stack.is_empty() {
                 // first element of a new top-level value
+                self.top_simple = (t == b'+').then_some((start + 1, line_end - 1));
+                self.top_array_len = if t == b'*' {
+                    parse_len(line).and_then(|n| u64::try_from(n).ok())
+                } else {
+                    None
+                };
+                self.top_child_errors = 0;
+                self.top_child_error = None;
                 self.top_skip = t == b'>' || t == b'|';
                 self.top_kind = Some(match &elem {
                     Elem::Done(k, _) => *k,
@@ -736,6 +839,19 @@ impl RespParser {
                 Elem::Open(n, attr) => {
                     self.stack.push(Frame { remaining: n, attr });
                     continue;
+                }
+                Elem::Done(ReplyKind::Error, Some((a, b)))
+                    if self.stack.len() == 1 && !self.stack[0].attr =>
+                {
+                    self.top_child_errors += 1;
+                    if self.top_child_error.is_none() {
+                        self.top_child_error = Some(
+                            String::from_utf8_lossy(&buf[a..b])
+                                .chars()
+                                .take(200)
+                                .collect(),
+                        );
+                    }
                 }
                 Elem::Done(..) => {}
             }
@@ -760,7 +876,14 @@ impl RespParser {
                 let error = self.top_error.take();
                 self.top_skip = false;
                 if !skip {
-                    return Ok(Some(Reply { kind, error }));
+                    return Ok(Some(Reply {
+                        kind,
+                        error,
+                        simple: self.top_simple.take(),
+                        array_len: self.top_array_len.take(),
+                        child_errors: std::mem::take(&mut self.top_child_errors),
+                        child_error: self.top_child_error.take(),
+                    }));
                 }
             } else if self.stack.is_empty() {
                 // a top-level attribute finished; the reply follows
@@ -768,6 +891,76 @@ impl RespParser {
                 self.top_kind = None;
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// transactions (--multi): checking the replies of one request
+// ---------------------------------------------------------------------------
+
+/// Follows the replies of one connection's transactions: MULTI's, each
+/// queued command's and EXEC's, in order.
+#[derive(Default, Debug)]
+struct TxCheck {
+    /// Replies of the current transaction seen so far.
+    seen: usize,
+    /// The first thing that was wrong with them.
+    problem: Option<String>,
+}
+
+fn reply_text(buf: &[u8], range: Option<(usize, usize)>) -> String {
+    let (a, b) = range.unwrap_or((0, 0));
+    String::from_utf8_lossy(&buf[a..b])
+        .chars()
+        .take(200)
+        .collect()
+}
+
+impl TxCheck {
+    /// Feeds the next reply of a transaction of `n` commands (`buf`: the
+    /// buffer the reply's ranges point into).  After the last reply (EXEC's)
+    /// returns the transaction's outcome: `Ok`; `Nil` for a null EXEC
+    /// (aborted by WATCH); `Error` with a description when MULTI did not
+    /// answer +OK, a command was not +QUEUED, EXEC failed, returned other
+    /// than N replies, or one of them is an error.
+    fn feed(&mut self, n: usize, r: &Reply, buf: &[u8]) -> Option<(ReplyKind, Option<String>)> {
+        let idx = self.seen;
+        if idx <= n {
+            self.seen += 1;
+            if self.problem.is_none() {
+                let want: &[u8] = if idx == 0 { b"OK" } else { b"QUEUED" };
+                if r.kind == ReplyKind::Error {
+                    self.problem = Some(reply_text(buf, r.error));
+                } else if r.simple.map(|(a, b)| &buf[a..b]) != Some(want) {
+                    self.problem = Some(if idx == 0 {
+                        "MULTI: reply is not +OK".to_string()
+                    } else {
+                        format!("command {idx} of {n} in MULTI: reply is not +QUEUED")
+                    });
+                }
+            }
+            return None;
+        }
+        self.seen = 0;
+        if let Some(p) = self.problem.take() {
+            return Some((ReplyKind::Error, Some(p)));
+        }
+        Some(match (r.kind, r.array_len) {
+            (ReplyKind::Error, _) => (ReplyKind::Error, Some(reply_text(buf, r.error))),
+            (ReplyKind::Nil, _) => (ReplyKind::Nil, None),
+            (ReplyKind::Ok, Some(len)) if len != n as u64 => (
+                ReplyKind::Error,
+                Some(format!("EXEC returned {len} replies for {n} commands")),
+            ),
+            (ReplyKind::Ok, Some(_)) if r.child_errors > 0 => {
+                (ReplyKind::Error, r.child_error.clone())
+            }
+            (ReplyKind::Ok, Some(_)) => (ReplyKind::Ok, None),
+            (ReplyKind::Ok, None) => (
+                ReplyKind::Error,
+                Some("EXEC reply is not an array".to_string()),
+            ),
+        })
     }
 }
 
@@ -854,6 +1047,8 @@ struct Conn {
     wpos: usize,
     want_out: bool,
     parser: RespParser,
+    /// --multi: where the replies of the oldest transaction stand.
+    tx: TxCheck,
     /// (intended send time, actual send time) of each request in flight.
     inflight: VecDeque<(u64, u64)>,
     issued: u64,
@@ -966,11 +1161,17 @@ fn run_worker(cfg: WorkerCfg, wl: Arc<Workload>, shared: Arc<Shared>, tx: mpsc::
                         wpos: 0,
                         want_out: false,
                         parser: RespParser::default(),
+                        tx: TxCheck::default(),
                         inflight: VecDeque::with_capacity(cfg.pipeline.min(1 << 16)),
                         issued: 0,
                         quota: cfg.quotas[j],
                         global_idx,
-                        cycle_pos: global_idx as usize % wl.cycle.len(),
+                        // transactions all start at the first command
+                        cycle_pos: if wl.multi.is_some() {
+                            0
+                        } else {
+                            global_idx as usize % wl.cycle.len()
+                        },
                         last_rx: 0,
                         dead: false,
                     });
@@ -1246,12 +1447,7 @@ impl Worker {
         let key = self.next_key(i);
         let wl: &Workload = &self.wl;
         let c = &mut self.conns[i];
-        let t = wl.cycle[c.cycle_pos];
-        c.cycle_pos += 1;
-        if c.cycle_pos == wl.cycle.len() {
-            c.cycle_pos = 0;
-        }
-        wl.encode(t, key, &mut c.wbuf);
+        wl.encode_request(&mut c.cycle_pos, key, &mut c.wbuf);
         if c.inflight.is_empty() {
             c.last_rx = now;
         }
@@ -1434,6 +1630,7 @@ impl Worker {
 
     fn process_replies(&mut self, i: usize) -> Result<(), String> {
         let now = now_ns();
+        let multi = self.wl.multi;
         let c = &mut self.conns[i];
         let mut got = false;
         loop {
@@ -1441,27 +1638,33 @@ impl Worker {
             let r = c.parser.next_reply(&c.rbuf[..c.rend], &mut pos);
             c.rstart = pos;
             let Some(reply) = r? else { break };
-            let Some((intended, sent)) = c.inflight.pop_front() else {
+            if c.inflight.is_empty() {
                 return Err("reply without a request (protocol out of sync)".into());
-            };
+            }
             got = true;
+            // a transaction is complete with its EXEC reply
+            let (kind, problem) = match multi {
+                None => (reply.kind, None),
+                Some(n) => match c.tx.feed(n, &reply, &c.rbuf[..c.rend]) {
+                    None => continue,
+                    Some(outcome) => outcome,
+                },
+            };
+            let (intended, sent) = c.inflight.pop_front().expect("in flight");
             self.lat
                 .saturating_record(now.saturating_sub(intended).max(1));
             if let Some(h) = self.svc.as_mut() {
                 h.saturating_record(now.saturating_sub(sent).max(1));
             }
             self.counts.replies += 1;
-            match reply.kind {
+            match kind {
                 ReplyKind::Ok => {}
                 ReplyKind::Nil => self.counts.nils += 1,
                 ReplyKind::Error => {
                     self.counts.errors += 1;
                     if self.fin.error_samples.len() < ERROR_SAMPLES {
-                        let (a, b) = reply.error.unwrap_or((0, 0));
-                        let text: String = String::from_utf8_lossy(&c.rbuf[a..b])
-                            .chars()
-                            .take(200)
-                            .collect();
+                        let text =
+                            problem.unwrap_or_else(|| reply_text(&c.rbuf[..c.rend], reply.error));
                         if !self.fin.error_samples.contains(&text) {
                             self.fin.error_samples.push(text);
                         }
@@ -1701,7 +1904,8 @@ fn json_report(r: &RunInfo) -> String {
         "  \"config\": {{\"host\": {}, \"addr\": {}, \"port\": {}, \"mode\": {}, \"threads\": {}, \
          \"cpus\": {}, \"connections_per_thread\": {}, \"connections\": {}, \"pipeline\": {}, \
          \"requests\": {}, \"duration_s\": {}, \"rate\": {}, \"keyspace\": {}, \
-         \"distribution\": {}, \"zipf_s\": {}, \"value_size\": {}, \"commands\": [{}]}},",
+         \"distribution\": {}, \"zipf_s\": {}, \"value_size\": {}, \"multi\": {}, \
+         \"commands\": [{}]}},",
         json_str(&cli.host),
         json_str(&r.addr.to_string()),
         cli.port,
@@ -1733,6 +1937,7 @@ fn json_report(r: &RunInfo) -> String {
             "null".into()
         },
         cli.value_size,
+        r.wl.multi.map_or("null".to_string(), |n| n.to_string()),
         cmds.join(", ")
     );
     let _ = writeln!(
@@ -1822,6 +2027,12 @@ fn summary(r: &RunInfo) -> String {
         group(r.unanswered),
         group(r.total.nils)
     );
+    if let Some(n) = r.wl.multi {
+        let _ = writeln!(
+            s,
+            "            (one request = one transaction: MULTI, {n} command(s), EXEC)"
+        );
+    }
     let _ = writeln!(s, "elapsed:    {secs:.3} s");
     match cli.rate {
         Some(rate) => {
@@ -1966,8 +2177,11 @@ fn run(cli: Cli) -> Result<i32, String> {
         );
         let keyed = wl.templates.iter().any(Template::uses_key);
         eprintln!(
-            "  commands: {}{}; value {} B",
+            "  commands: {}{}{}; value {} B",
             cmds.join(", "),
+            wl.multi.map_or(String::new(), |n| format!(
+                "; each request is a transaction: MULTI, {n} command(s), EXEC"
+            )),
             if keyed {
                 format!(
                     "; keyspace {} ({})",
@@ -2307,7 +2521,7 @@ mod tests {
     #[test]
     fn templates_encode_resp() {
         let wl = Workload {
-            templates: vec![Template::compile("SET k:__key__ __value__", 4, 3).unwrap()],
+            templates: vec![Template::compile("SET k:__key__ __value__", 4, 3, None).unwrap()],
             weights: vec![1],
             cycle: vec![0],
             keyspace: 10000,
@@ -2316,11 +2530,13 @@ mod tests {
             zipf: None,
             zipf_s: 1.0,
             value: b"xyz".to_vec(),
+            multi: None,
+            index_width: 0,
         };
         let mut out = Vec::new();
         wl.encode(0, 42, &mut out);
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$6\r\nk:0042\r\n$3\r\nxyz\r\n");
-        let t = Template::compile("HSET \"a b\" f __rand_int__", 2, 0).unwrap();
+        let t = Template::compile("HSET \"a b\" f __rand_int__", 2, 0, None).unwrap();
         assert_eq!(
             t.pieces,
             vec![
@@ -2329,6 +2545,189 @@ mod tests {
                 Piece::Lit(b"\r\n".to_vec())
             ]
         );
+    }
+
+    fn workload_from(args: &[&str]) -> Result<Workload, String> {
+        let cli = Cli::try_parse_from(std::iter::once("ringkv-bench").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        build_workload(&cli)
+    }
+
+    /// Encodes `count` requests of a fresh connection (cycle position 0).
+    fn requests(wl: &Workload, key: u64, count: usize) -> String {
+        let (mut pos, mut out) = (0, Vec::new());
+        for _ in 0..count {
+            wl.encode_request(&mut pos, key, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn transactions_encode_multi_commands_exec() {
+        // one key number per transaction, __i__ numbers its commands
+        let wl = workload_from(&[
+            "--multi",
+            "3",
+            "--keyspace",
+            "100",
+            "--command",
+            "INCR k:__key__:__i__",
+        ])
+        .unwrap();
+        assert_eq!(
+            requests(&wl, 7, 1),
+            "*1\r\n$5\r\nMULTI\r\n\
+             *2\r\n$4\r\nINCR\r\n$6\r\nk:07:0\r\n\
+             *2\r\n$4\r\nINCR\r\n$6\r\nk:07:1\r\n\
+             *2\r\n$4\r\nINCR\r\n$6\r\nk:07:2\r\n\
+             *1\r\n$4\r\nEXEC\r\n"
+        );
+        // __i__ is zero-padded to the width of N-1; the commands of a
+        // transaction follow the command cycle (ratio 2:1 here)
+        let wl = workload_from(&[
+            "--multi",
+            "11",
+            "--keyspace",
+            "10",
+            "--value-size",
+            "2",
+            "--command",
+            "SET {a}:__key__:__i__ __value__",
+            "--command",
+            "GET {b}:__key__",
+            "--ratio",
+            "2:1",
+        ])
+        .unwrap();
+        let tx = requests(&wl, 3, 1);
+        assert!(tx.starts_with("*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$8\r\n{a}:3:00\r\n"));
+        assert!(tx.contains("$8\r\n{a}:3:10\r\n"), "{tx}");
+        assert_eq!(tx.matches("$3\r\nSET\r\n").count(), 8);
+        assert_eq!(tx.matches("*2\r\n$3\r\nGET\r\n$5\r\n{b}:3\r\n").count(), 3);
+        assert!(tx.ends_with("*1\r\n$4\r\nEXEC\r\n"));
+        // the cycle continues into the next transaction (11 = 3 * 3 + 2)
+        let two = requests(&wl, 3, 2);
+        assert_eq!(two.matches("GET").count(), 7);
+        // without --multi, __i__ is plain text and requests are single
+        let wl = workload_from(&["--keyspace", "10", "--command", "GET k:__key__:__i__"]).unwrap();
+        assert_eq!(
+            requests(&wl, 4, 1),
+            "*2\r\n$3\r\nGET\r\n$9\r\nk:4:__i__\r\n"
+        );
+        assert!(workload_from(&["--multi", "0"]).is_err());
+        assert!(workload_from(&["--multi", "x"]).is_err());
+    }
+
+    /// Feeds every reply in `input` to a TxCheck for transactions of `n`
+    /// commands; returns the outcomes.
+    fn tx_outcomes(n: usize, input: &[u8]) -> Vec<(ReplyKind, Option<String>)> {
+        let mut check = TxCheck::default();
+        parse_all(input)
+            .unwrap()
+            .iter()
+            .filter_map(|r| check.feed(n, r, input))
+            .collect()
+    }
+
+    #[test]
+    fn transaction_replies_are_checked() {
+        use ReplyKind::*;
+        let ok2: &[u8] = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n$1\r\nx\r\n";
+        assert_eq!(tx_outcomes(2, ok2), vec![(Ok, None)]);
+        // back to back: each EXEC ends one transaction
+        assert_eq!(
+            tx_outcomes(2, &[ok2, ok2].concat()),
+            vec![(Ok, None), (Ok, None)]
+        );
+        // no MULTI (today's ringkv): the commands run, EXEC fails too; the
+        // first error is the sample
+        let r = tx_outcomes(
+            2,
+            b"-ERR unknown command 'MULTI'\r\n:1\r\n:1\r\n-ERR unknown command 'EXEC'\r\n",
+        );
+        assert_eq!(r, vec![(Error, Some("ERR unknown command 'MULTI'".into()))]);
+        // a command rejected while queueing: EXECABORT
+        let r = tx_outcomes(
+            2,
+            b"+OK\r\n+QUEUED\r\n-ERR wrong number of arguments for 'incr' command\r\n\
+              -EXECABORT Transaction discarded because of previous errors.\r\n",
+        );
+        assert_eq!(
+            r,
+            vec![(
+                Error,
+                Some("ERR wrong number of arguments for 'incr' command".into())
+            )]
+        );
+        // a command that fails inside EXEC
+        let r = tx_outcomes(
+            2,
+            b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n-WRONGTYPE Operation against a key\r\n",
+        );
+        assert_eq!(
+            r,
+            vec![(Error, Some("WRONGTYPE Operation against a key".into()))]
+        );
+        // EXEC with the wrong number of replies, or not an array
+        let r = tx_outcomes(1, b"+OK\r\n+QUEUED\r\n*2\r\n:1\r\n:2\r\n");
+        assert_eq!(
+            r,
+            vec![(Error, Some("EXEC returned 2 replies for 1 commands".into()))]
+        );
+        let r = tx_outcomes(1, b"+OK\r\n+QUEUED\r\n+OK\r\n");
+        assert_eq!(r, vec![(Error, Some("EXEC reply is not an array".into()))]);
+        // a reply that is not +QUEUED / +OK
+        let r = tx_outcomes(1, b"+OK\r\n:1\r\n*1\r\n:1\r\n");
+        assert_eq!(
+            r,
+            vec![(
+                Error,
+                Some("command 1 of 1 in MULTI: reply is not +QUEUED".into())
+            )]
+        );
+        let r = tx_outcomes(1, b"+QUEUED\r\n+QUEUED\r\n*1\r\n:1\r\n");
+        assert_eq!(r, vec![(Error, Some("MULTI: reply is not +OK".into()))]);
+        // a null EXEC (WATCH): nil, RESP2 and RESP3
+        assert_eq!(
+            tx_outcomes(1, b"+OK\r\n+QUEUED\r\n*-1\r\n"),
+            vec![(Nil, None)]
+        );
+        assert_eq!(
+            tx_outcomes(1, b"+OK\r\n+QUEUED\r\n_\r\n"),
+            vec![(Nil, None)]
+        );
+        // not finished until EXEC's reply
+        assert_eq!(tx_outcomes(2, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n"), vec![]);
+    }
+
+    #[test]
+    fn replies_report_simple_text_array_length_and_element_errors() {
+        let input: &[u8] = b"+QUEUED\r\n*3\r\n:1\r\n-ERR a\r\n*1\r\n-ERR nested\r\n*0\r\n:5\r\n";
+        let r = parse_all(input).unwrap();
+        assert_eq!(r[0].simple.map(|(a, b)| &input[a..b]), Some(&b"QUEUED"[..]));
+        assert_eq!(r[0].array_len, None);
+        assert_eq!(r[1].array_len, Some(3));
+        assert_eq!(r[1].simple, None);
+        // only direct elements count
+        assert_eq!(r[1].child_errors, 1);
+        assert_eq!(r[1].child_error.as_deref(), Some("ERR a"));
+        assert_eq!(r[1].kind, ReplyKind::Ok);
+        assert_eq!(r[2].array_len, Some(0));
+        assert_eq!(r[2].child_errors, 0);
+        assert_eq!(r[3].array_len, None);
+        // split across reads, the element error text is still kept
+        let mut p = RespParser::default();
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        let mut pos = 0;
+        for chunk in [&b"*2\r\n-ERR fir"[..], b"st\r\n", b":1\r\n"] {
+            buf.extend_from_slice(chunk);
+            while let Some(r) = p.next_reply(&buf, &mut pos).unwrap() {
+                got.push(r);
+            }
+        }
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].child_error.as_deref(), Some("ERR first"));
     }
 
     #[test]
