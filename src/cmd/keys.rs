@@ -979,27 +979,8 @@ mod tests {
     /// Runs a keyed command of this family on `db` and returns the RESP2
     /// reply, checking arity the way the dispatcher does.
     fn call_db(ks: &mut Keyspace, db: usize, args: &[&str]) -> String {
-        let spec = COMMANDS
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(args[0]))
-            .expect("command in the table");
-        let f = match spec.run {
-            Run::Key(f) | Run::KeyMulti(f, _) => f,
-            Run::Srv(_) => panic!("{} needs a shard", spec.name),
-        };
         let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        let mut buf = Vec::new();
-        if spec.arity_ok(a.len()) {
-            let mut ctx = Ctx {
-                ks,
-                db,
-                out: Out::new(&mut buf, false),
-            };
-            f(&mut ctx, &a);
-        } else {
-            Out::new(&mut buf, false).wrong_arity(spec.name);
-        }
-        String::from_utf8(buf).unwrap()
+        String::from_utf8(crate::cmd::run_keyed(ks, db, false, &a)).unwrap()
     }
 
     fn call(ks: &mut Keyspace, args: &[&str]) -> String {

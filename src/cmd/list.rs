@@ -1284,25 +1284,7 @@ mod tests {
 
     /// Runs one command against `ks` (db 0) and returns the reply bytes.
     fn run_proto(ks: &mut Keyspace, resp3: bool, args: &[&[u8]]) -> String {
-        let spec = COMMANDS
-            .iter()
-            .find(|c| eq_ic(args[0], c.name))
-            .expect("known command");
-        let mut buf = Vec::new();
-        let mut ctx = Ctx {
-            ks,
-            db: 0,
-            out: Out::new(&mut buf, resp3),
-        };
-        if !spec.arity_ok(args.len()) {
-            ctx.out.wrong_arity(spec.name);
-        } else {
-            match spec.run {
-                Run::Key(f) | Run::KeyMulti(f, _) => f(&mut ctx, args),
-                Run::Srv(_) => unreachable!(),
-            }
-        }
-        String::from_utf8(buf).expect("utf8 reply")
+        String::from_utf8_lossy(&crate::cmd::run_keyed(ks, 0, resp3, args)).into_owned()
     }
 
     fn run(ks: &mut Keyspace, line: &str) -> String {

@@ -376,6 +376,30 @@ macro_rules! sub {
     };
 }
 
+/// The unit tests' way to run a keyed command without a server: looks it
+/// up in the table, checks arity as dispatch does, runs its single-shard
+/// handler on `ks` and returns the raw reply.
+#[cfg(test)]
+pub fn run_keyed(ks: &mut Keyspace, db: usize, resp3: bool, args: &[&[u8]]) -> Vec<u8> {
+    let (_, spec) = table().get(args[0]).expect("command in the table");
+    let mut buf = Vec::new();
+    if !spec.arity_ok(args.len()) {
+        Out::new(&mut buf, resp3).wrong_arity(spec.name);
+        return buf;
+    }
+    let f = match spec.run {
+        Run::Key(f) | Run::KeyMulti(f, _) => f,
+        Run::Srv(_) => panic!("{} needs a shard", spec.name),
+    };
+    let mut ctx = Ctx {
+        ks,
+        db,
+        out: Out::new(&mut buf, resp3),
+    };
+    f(&mut ctx, args);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1132,23 +1132,7 @@ mod tests {
     /// Runs a command of this family on db 0 and returns the raw reply,
     /// checking arity as the dispatcher does.
     fn call_proto(ks: &mut Keyspace, resp3: bool, args: &[&[u8]]) -> Vec<u8> {
-        let spec = COMMANDS
-            .iter()
-            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(args[0]))
-            .expect("command in the table");
-        let f = match spec.run {
-            Run::Key(f) | Run::KeyMulti(f, _) => f,
-            Run::Srv(_) => unreachable!(),
-        };
-        let mut buf = Vec::new();
-        let mut out = Out::new(&mut buf, resp3);
-        if spec.arity_ok(args.len()) {
-            let mut ctx = Ctx { ks, db: 0, out };
-            f(&mut ctx, args);
-        } else {
-            out.wrong_arity(spec.name);
-        }
-        buf
+        crate::cmd::run_keyed(ks, 0, resp3, args)
     }
 
     fn call3(ks: &mut Keyspace, args: &[&str]) -> String {

@@ -1986,27 +1986,8 @@ mod tests {
     /// Runs a command of this family (single-shard path) and returns the
     /// reply bytes as text, checking arity as the dispatcher does.
     fn call3(ks: &mut Keyspace, resp3: bool, args: &[&str]) -> String {
-        let spec = COMMANDS
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(args[0]))
-            .expect("command in the table");
-        let f = match spec.run {
-            Run::Key(f) | Run::KeyMulti(f, _) => f,
-            Run::Srv(_) => unreachable!(),
-        };
         let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        let mut buf = Vec::new();
-        if spec.arity_ok(a.len()) {
-            let mut ctx = Ctx {
-                ks,
-                db: 0,
-                out: Out::new(&mut buf, resp3),
-            };
-            f(&mut ctx, &a);
-        } else {
-            Out::new(&mut buf, resp3).wrong_arity(spec.name);
-        }
-        String::from_utf8(buf).unwrap()
+        String::from_utf8(crate::cmd::run_keyed(ks, 0, resp3, &a)).unwrap()
     }
 
     fn call(ks: &mut Keyspace, args: &[&str]) -> String {
