@@ -10,77 +10,15 @@ use crate::{cmd, sub};
 
 const CONN: &str = "connection";
 
+#[rustfmt::skip]
 pub static COMMANDS: &[CmdSpec] = &[
-    cmd!(
-        "ping",
-        -1,
-        FAST,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(ping),
-        "Ping the server"
-    ),
-    cmd!(
-        "echo",
-        2,
-        FAST | LOADING | STALE,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(echo),
-        "Echo the given string"
-    ),
-    cmd!(
-        "select",
-        2,
-        FAST | LOADING | STALE,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(select),
-        "Change the selected database for the current connection"
-    ),
-    cmd!(
-        "auth",
-        -2,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(auth),
-        "Authenticate to the server"
-    ),
-    cmd!(
-        "hello",
-        -1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(hello),
-        "Handshake with Redis"
-    ),
-    cmd!(
-        "quit",
-        -1,
-        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(quit),
-        "Close the connection"
-    ),
-    cmd!(
-        "reset",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        (0, 0, 0),
-        CONN,
-        "@fast @connection",
-        Run::Srv(reset),
-        "Reset the connection"
-    ),
+    cmd!("ping", -1, FAST, (0, 0, 0), CONN, "@fast @connection", Run::Srv(ping), "Ping the server"),
+    cmd!("echo", 2, FAST | LOADING | STALE, (0, 0, 0), CONN, "@fast @connection", Run::Srv(echo), "Echo the given string"),
+    cmd!("select", 2, FAST | LOADING | STALE, (0, 0, 0), CONN, "@fast @connection", Run::Srv(select), "Change the selected database for the current connection"),
+    cmd!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(auth), "Authenticate to the server"),
+    cmd!("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(hello), "Handshake with Redis"),
+    cmd!("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, (0, 0, 0), CONN, "@fast @connection", Run::Srv(quit), "Close the connection"),
+    cmd!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), CONN, "@fast @connection", Run::Srv(reset), "Reset the connection"),
     CmdSpec {
         name: "client",
         arity: -2,
