@@ -8,7 +8,7 @@
 //! DEBUG, CLIENT, CONFIG, MONITOR, QUIT, RESET, SAVE/BGSAVE, HELLO (may
 //! switch the protocol mid-stream; RESP3 replies still parse, but the
 //! harness keeps RESP2 simple) and the blocking commands (timeout 0 waits
-//! forever; tests/diff_pipeline.rs covers them with timeouts).
+//! forever; tests/it/diff_pipeline.rs covers them with timeouts).
 //!
 //!   cargo +nightly fuzz run pipeline -- -max_total_time=600
 #![no_main]

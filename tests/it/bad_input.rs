@@ -8,14 +8,12 @@
 //! throughout, and afterwards the server must still answer a fresh PING.
 //! Every test runs with `--shards 1`, `--shards 2` and `--shards 2 --io epoll`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 const EOF_WAIT: Duration = Duration::from_secs(3);

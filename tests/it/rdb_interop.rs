@@ -9,13 +9,11 @@
 //! killed (the harness's `Server` kills on drop; `run_until_exit` kills at
 //! its deadline).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 // ----- small helpers ----------------------------------------------------------

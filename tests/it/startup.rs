@@ -3,13 +3,11 @@
 //! listening port is exclusive, signals are logged by name, and shutdown
 //! finishes while a shard is stuck in a long command.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 fn run(args: &[&str]) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringkv"))

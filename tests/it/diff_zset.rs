@@ -24,12 +24,10 @@
 //!   there); `blocking_pops_wake_up` checks that a parked BZPOPMIN/BZMPOP
 //!   is served by a later ZADD, on one shard and across two.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;

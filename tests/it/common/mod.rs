@@ -600,7 +600,7 @@ pub fn keys_on_different_shards(prefix: &str) -> (String, String) {
 }
 
 // ---------------------------------------------------------------------------
-// Added for tests/rdb_interop.rs: servers started with a data directory (and
+// Added for tests/it/rdb_interop.rs: servers started with a data directory (and
 // other redis.conf directives), processes expected to exit on their own, and
 // access to a server's pid / work dir. Nothing above is changed.
 // ---------------------------------------------------------------------------

@@ -5,14 +5,12 @@
 //! (reply types and error strings).  Keys are chosen so that, with two
 //! shards, multi-key commands touch keys living on different shards.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 /// Runs `f` against a fresh server for every shard count.

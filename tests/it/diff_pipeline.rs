@@ -25,13 +25,11 @@
 //! * `RINGKV_DIFF_PIPE_SEEDS=N` runs N seeds per configuration instead of
 //!   the default (longer local bug hunts).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -24,11 +24,9 @@
 //! * After each seed every key's TYPE, members and OBJECT ENCODING are
 //!   compared.
 
-mod common;
-
 use std::collections::{BTreeSet, VecDeque};
 
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;

@@ -3,9 +3,7 @@
 //! fields and nosort; GET #, string keys and hash fields; STORE; errors.
 //! Keys used by BY/GET patterns are spread over both shards with --shards 2.
 
-mod common;
-
-use common::{run, Server};
+use crate::common::{run, Server};
 
 const SETUP: &[&[&str]] = &[
     &["RPUSH", "nums", "3", "1", "10", "2", "-5", "2.5"],

@@ -7,12 +7,10 @@
 //! the suite also passes with `RINGKV_TEST_BIN=/usr/bin/redis-server`
 //! (where DEBUG is disabled by default, the DEBUG SLEEP part is skipped).
 
-mod common;
-
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 fn each_shards(f: impl Fn(&Server, &mut redis::Connection)) {

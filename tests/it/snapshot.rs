@@ -3,15 +3,13 @@
 //! a stand-in for a full disk), save points and the INFO persistence
 //! fields.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn tempdir(tag: &str) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);

@@ -51,12 +51,10 @@
 //!   INCRBYFLOAT and the float stream never creates digit strings > 2^50.
 //!   Hex floats / inf / nan strings are not generated.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;

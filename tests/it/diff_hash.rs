@@ -30,12 +30,10 @@
 //! `RINGKV_DIFF_EXTRA_SEEDS=N` runs N extra seeds per test (longer local
 //! bug hunts; the printed seed of a failure reproduces it).
 
-mod common;
-
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;

@@ -8,15 +8,13 @@
 //! same for `DEL` of all keys racing `MSET` (a reader sees all or none).
 //! Bounded: 2 s or 2000 iterations per thread, whichever comes first.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 const WRITERS: usize = 4;

@@ -28,12 +28,10 @@
 //!   a null array like the others (as Redis 7.0 does).
 //!   They also pass against redis-server (`RINGKV_TEST_BIN`).
 
-mod common;
-
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;

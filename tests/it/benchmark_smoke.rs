@@ -4,12 +4,10 @@
 //! "requests per second" for each test (PING runs as PING_INLINE and
 //! PING_MBULK, MSET is reported as "MSET (10 keys)").
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(180);
 
