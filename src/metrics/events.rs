@@ -273,10 +273,11 @@ fn analyze(ev: &Merged, now: i64) -> Stats {
     }
 }
 
-/// `createLatencyReport`: Redis's human-readable analysis.
+/// LATENCY DOCTOR's report: the same analysis as Redis's (which events
+/// lead to which suggestions), in ringkv's own words.
 pub fn doctor(events: &[Merged], ctx: &DoctorCtx, now: i64) -> String {
     if events.is_empty() && ctx.monitor_threshold_ms == 0 {
-        return "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".into();
+        return "The latency monitor is off, so there is nothing to analyse. Turn it on with \"CONFIG SET latency-monitor-threshold <milliseconds>\" (events slower than that many milliseconds are then recorded); https://redis.io/topics/latency-monitor explains the feature.\n".into();
     }
     let mut r = String::new();
     let mut advices = 0;
@@ -287,7 +288,7 @@ pub fn doctor(events: &[Merged], ctx: &DoctorCtx, now: i64) -> String {
     let (mut no_appendfsync, mut relax_fsync, mut write_load) = (false, false, false);
     for (n, ev) in events.iter().enumerate() {
         if n == 0 {
-            r.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+            r.push_str("Latency spikes were recorded on this server. Per event:\n\n");
         }
         let ls = analyze(ev, now);
         r.push_str(&format!(
@@ -361,59 +362,61 @@ pub fn doctor(events: &[Merged], ctx: &DoctorCtx, now: i64) -> String {
         advices += 1;
     }
     if events.is_empty() && advices == 0 {
-        r.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n");
+        r.push_str(
+            "No latency spike has been recorded since this server started: nothing to report.\n",
+        );
         return r;
     }
     if !events.is_empty() && advices == 0 {
-        r.push_str("\nWhile there are latency events logged, I'm not able to suggest any easy fix. Please use the Redis community to get some help, providing this report in your help request.\n");
+        r.push_str("\nThese events have no simple known remedy. When asking for help, include this report.\n");
         return r;
     }
-    r.push_str("\nI have a few advices for you:\n\n");
+    r.push_str("\nSuggestions:\n\n");
     let th_us = ctx.monitor_threshold_ms * 1000;
     if slowlog_enabled {
-        r.push_str(&format!("- There are latency issues with potentially slow commands you are using. Try to enable the Slow Log Redis feature using the command 'CONFIG SET slowlog-log-slower-than {th_us}'. If the Slow log is disabled Redis is not able to log slow commands execution for you.\n"));
+        r.push_str(&format!("- Some of the commands you run may be slow, but the slow log is off, so they are not recorded. Turn it on with 'CONFIG SET slowlog-log-slower-than {th_us}' to see which ones.\n"));
     }
     if slowlog_tuning {
-        r.push_str(&format!("- Your current Slow Log configuration only logs events that are slower than your configured latency monitor threshold. Please use 'CONFIG SET slowlog-log-slower-than {th_us}'.\n"));
+        r.push_str(&format!("- The slow log threshold is higher than the latency monitor's, so slow commands the monitor saw may be missing from it. Lower it with 'CONFIG SET slowlog-log-slower-than {th_us}'.\n"));
     }
     if slowlog_inspect {
-        r.push_str("- Check your Slow Log to understand what are the commands you are running which are too slow to execute. Please check https://redis.io/commands/slowlog for more information.\n");
+        r.push_str("- SLOWLOG GET lists the slowest recent commands with their arguments; see https://redis.io/commands/slowlog.\n");
     }
     if scheduler {
-        r.push_str("- The system is slow to execute Redis code paths not containing system calls. This usually means the system does not provide Redis CPU time to run for long periods. You should try to:\n  1) Lower the system load.\n  2) Use a computer / VM just for Redis if you are running other software in the same system.\n  3) Check if you have a \"noisy neighbour\" problem.\n  4) Check with 'redis-cli --intrinsic-latency 100' what is the intrinsic latency in your system.\n  5) Check if the problem is allocator-related by recompiling Redis with MALLOC=libc, if you are using Jemalloc. However this may create fragmentation problems.\n");
+        r.push_str("- Work that makes no system call took long: the server's threads probably did not get the CPU. Things to check:\n  1) the load of the machine, and other programs sharing its CPUs (give the shards CPUs of their own with --cpus);\n  2) a noisy neighbour on a shared VM;\n  3) the machine's own latency, with 'redis-cli --intrinsic-latency 100'.\n");
     }
     if local_disk {
-        r.push_str("- It is strongly advised to use local disks for persistence, especially if you are using AOF. Remote disks provided by platform-as-a-service providers are known to be slow.\n");
+        r.push_str("- Keep snapshots on a local disk; network disks add long and unpredictable write delays.\n");
     }
     if ssd {
-        r.push_str("- SSD disks are able to reduce fsync latency, and total time needed for snapshotting and AOF log rewriting (resulting in smaller memory usage and smaller final AOF rewrite buffer flushes). With extremely high write load SSD disks can be a good option. However Redis should perform reasonably with high load using normal disks. Use this advice as a last resort.\n");
+        r.push_str("- A faster disk (SSD) shortens fsync and snapshot writes; consider it only after the other suggestions.\n");
     }
     if writeback {
-        r.push_str("- Mounting ext3/4 filesystems with data=writeback can provide a performance boost compared to data=ordered, however this mode of operation provides less guarantees, and sometimes it can happen that after a hard crash the AOF file will have a half-written command at the end and will require to be repaired before Redis restarts.\n");
+        r.push_str("- ext3/ext4 mounted with data=writeback writes faster than data=ordered, at the price of weaker guarantees after a crash.\n");
     }
     if contention {
-        r.push_str("- Try to lower the disk contention. This is often caused by other disk intensive processes running in the same computer (including other Redis instances).\n");
+        r.push_str("- Other disk-heavy processes on the machine (another server's persistence included) compete for the disk; reduce them.\n");
     }
     if no_appendfsync {
-        r.push_str("- Assuming from the point of view of data safety this is viable in your environment, you could try to enable the 'no-appendfsync-on-rewrite' option, so that fsync will not be performed while there is a child rewriting the AOF file or producing an RDB file (the moment where there is high disk contention).\n");
+        r.push_str("- If your durability needs allow it, 'no-appendfsync-on-rewrite yes' skips fsync while a snapshot is being written, when the disk is busiest.\n");
     }
     if relax_fsync && ctx.appendfsync_always {
-        r.push_str("- Your fsync policy is set to 'always'. It is very hard to get good performances with such a setup, if possible try to relax the fsync policy to 'onesec'.\n");
+        r.push_str("- appendfsync is 'always', which puts an fsync in the path of every write; 'everysec' costs far less.\n");
     }
     if write_load {
-        r.push_str("- Latency during the AOF atomic rename operation or when the final difference is flushed to the AOF file at the end of the rewrite, sometimes is caused by very high write load, causing the AOF buffer to get very large. If possible try to send less commands to accomplish the same work, or use Lua scripts to group multiple operations into a single EVALSHA call.\n");
+        r.push_str("- Very high write load makes the end of a journal rewrite slow; fewer, larger commands (MSET, pipelines, transactions) reduce it.\n");
     }
     if hz && ctx.hz < 100 {
-        r.push_str("- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n");
+        r.push_str("- Active expiry runs in bigger steps at a low 'hz'; 'CONFIG SET hz 100' spreads it into smaller ones.\n");
     }
     if large_objects {
-        r.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
+        r.push_str("- Freeing a very large value (by DEL, expiry or eviction) takes time proportional to its size; split values that are often freed into smaller keys.\n");
     }
     if mass_eviction {
-        r.push_str("- Sudden changes to the 'maxmemory' setting via 'CONFIG SET', or allocation of large objects via sets or sorted sets intersections, STORE option of SORT, Redis Cluster large keys migrations (RESTORE command), may create sudden memory pressure forcing the server to block trying to evict keys. \n");
+        r.push_str("- A large drop of 'maxmemory', or commands that create big values at once (set and sorted-set STORE operations, SORT ... STORE, RESTORE of a big key), can force a long burst of evictions.\n");
     }
     if ctx.anon_huge_pages {
-        r.push_str("- I detected a non zero amount of anonymous huge pages used by your process. This creates very serious latency events in different conditions, especially when Redis is persisting on disk. To disable THP support use the command 'echo never > /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it into /etc/rc.local so that the command will be executed again after a reboot. Note that even if you have already disabled THP, you still need to restart the Redis process to get rid of the huge pages already created.\n");
+        r.push_str("- The process uses transparent huge pages, whose first touch can stall a command or a snapshot step for milliseconds. Keep 'disable-thp yes', or turn THP off system-wide ('echo never > /sys/kernel/mm/transparent_hugepage/enabled', also at boot); pages already mapped stay until the server restarts.\n");
     }
     r
 }
@@ -499,12 +502,12 @@ mod tests {
             appendfsync_always: false,
             anon_huge_pages: false,
         };
-        assert!(doctor(&[], &ctx, 0).starts_with("I'm sorry, Dave"));
+        assert!(doctor(&[], &ctx, 0).starts_with("The latency monitor is off"));
         let ctx = DoctorCtx {
             monitor_threshold_ms: 10,
             ..ctx
         };
-        assert!(doctor(&[], &ctx, 0).starts_with("Dave, no latency spike"));
+        assert!(doctor(&[], &ctx, 0).starts_with("No latency spike has been recorded"));
         let ev = Merged {
             name: "command".into(),
             samples: vec![(98, 20)],
