@@ -515,6 +515,6 @@ mod tests {
         };
         let r = doctor(&[ev], &ctx, 100);
         assert!(r.contains("1. command: 1 latency spikes (average 20ms, mean deviation 0ms, period 2.00 sec). Worst all time event 20ms."), "{r}");
-        assert!(r.contains("- Check your Slow Log"));
+        assert!(r.contains("- SLOWLOG GET lists the slowest"), "{r}");
     }
 }
