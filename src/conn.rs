@@ -178,6 +178,10 @@ pub struct Conn {
     /// Keys this client WATCHes (db, key); the records live on the keys'
     /// owner shards (shard/watch.rs).
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// Pub/Sub subscriptions: channels, patterns, shard channels.
+    pub subs: hashbrown::HashSet<Vec<u8>>,
+    pub psubs: hashbrown::HashSet<Vec<u8>>,
+    pub ssubs: hashbrown::HashSet<Vec<u8>>,
 }
 
 impl Conn {
@@ -232,7 +236,16 @@ impl Conn {
             ep_events: libc::EPOLLIN as u32,
             multi: None,
             watched: Vec::new(),
+            subs: hashbrown::HashSet::new(),
+            psubs: hashbrown::HashSet::new(),
+            ssubs: hashbrown::HashSet::new(),
         }
+    }
+
+    /// In Pub/Sub mode (any subscription).
+    #[inline]
+    pub fn subscribed(&self) -> bool {
+        !self.subs.is_empty() || !self.psubs.is_empty() || !self.ssubs.is_empty()
     }
 
     /// Bytes of output this connection holds: replies not handed to the
@@ -351,8 +364,8 @@ impl Conn {
     /// buffer, which only exists while a request is incomplete (input is
     /// parsed in place from the read buffer); `rbs` is the reply buffer's
     /// capacity and `rbp` is not tracked (0); `multi` is the number of
-    /// queued commands (-1 outside MULTI), `multi-mem` their arguments' bytes; `sub`/`psub`/`ssub` are 0
-    /// (no pub/sub). lib-name/lib-ver are Redis 7.2's fields.
+    /// queued commands (-1 outside MULTI), `multi-mem` their arguments' bytes; `sub`/`psub`/`ssub` count
+    /// subscriptions. lib-name/lib-ver are Redis 7.2's fields.
     pub fn info_line(&self, now_ms: u64) -> String {
         let name = self
             .name
@@ -361,6 +374,9 @@ impl Conn {
             .unwrap_or_default();
         // Redis's letters, in its order.
         let mut flags = String::new();
+        if self.subscribed() {
+            flags.push('P');
+        }
         if self.multi.is_some() {
             flags.push('x');
         }
@@ -379,7 +395,7 @@ impl Conn {
         }
         let (omem, tot_mem) = self.memory();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -389,6 +405,9 @@ impl Conn {
             now_ms.saturating_sub(self.last_ms) / 1000,
             flags,
             self.db,
+            self.subs.len(),
+            self.psubs.len(),
+            self.ssubs.len(),
             self.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
             self.rbuf.len() + self.cur_qbuf,
             self.rbuf.capacity() - self.rbuf.len(),

@@ -127,6 +127,13 @@ static CLIENT_SUBS: &[SubSpec] = &[
 ];
 
 fn ping(c: &mut SrvCtx, args: &[&[u8]]) {
+    if c.conn.subscribed() && !c.conn.resp3 && args.len() <= 2 {
+        // In RESP2 Pub/Sub mode PING answers in the message format.
+        c.out.array(2);
+        c.out.bulk(b"pong");
+        c.out.bulk(args.get(1).copied().unwrap_or(b""));
+        return;
+    }
     match args.len() {
         1 => c.out.simple("PONG"),
         2 => c.out.bulk(args[1]),
@@ -289,6 +296,7 @@ fn reset(c: &mut SrvCtx, _args: &[&[u8]]) {
     // RESET also leaves monitor mode and any transaction.
     crate::metrics::monitor::unregister(c.sh, c.conn.id);
     super::multi::reset_tx(c);
+    super::pubsub::unsubscribe_all(c);
     c.out.simple("RESET");
 }
 

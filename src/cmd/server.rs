@@ -908,12 +908,22 @@ struct ShardFig {
     /// Recent peak client input and output buffer sizes.
     peak_in: usize,
     peak_out: usize,
+    /// Channels, patterns and shard channels with subscribers (every
+    /// shard's directory covers all shards).
+    pubsub: (usize, usize, usize),
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
     let (peak_in, peak_out) = sh.peaks.recent(now_ms());
     let st = &sh.stats;
+    use crate::shard::pubsub::Kind;
+    let pubsub = (
+        sh.pubsub.names(Kind::Channel).count(),
+        sh.pubsub.names(Kind::Pattern).count(),
+        sh.pubsub.names(Kind::Shard).count(),
+    );
     ShardFig {
+        pubsub,
         id: sh.id,
         dbs: sh
             .ks
@@ -1326,9 +1336,10 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         kv!(s, "current_eviction_exceeded_time", "0");
         kv!(s, "keyspace_hits", "{}", sum(|f| f.ks.keyspace_hits));
         kv!(s, "keyspace_misses", "{}", sum(|f| f.ks.keyspace_misses));
-        kv!(s, "pubsub_channels", "0");
-        kv!(s, "pubsub_patterns", "0");
-        kv!(s, "pubsubshard_channels", "0");
+        let ps = figs.get(me).map_or((0, 0, 0), |f| f.pubsub);
+        kv!(s, "pubsub_channels", "{}", ps.0);
+        kv!(s, "pubsub_patterns", "{}", ps.1);
+        kv!(s, "pubsubshard_channels", "{}", ps.2);
         kv!(s, "latest_fork_usec", "0");
         kv!(s, "total_forks", "0");
         kv!(s, "migrate_cached_sockets", "0");

@@ -58,6 +58,7 @@ impl Global {
             proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
             client_query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             obuf_normal: crate::config::obuf_limit(c.get("client-output-buffer-limit"), "normal"),
+            obuf_pubsub: crate::config::obuf_limit(c.get("client-output-buffer-limit"), "pubsub"),
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
             enc: crate::shard::keyspace::EncCfg {

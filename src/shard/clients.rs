@@ -59,9 +59,13 @@ impl Shard {
     /// and the event logged. The common case costs one comparison.
     #[inline]
     pub fn output_limit_hit(&mut self, idx: u32) -> bool {
-        let lim = self.cfg.obuf_normal;
         let Some(Some(c)) = self.conns.get_mut(idx as usize) else {
             return false;
+        };
+        let (lim, class) = if c.subscribed() {
+            (self.cfg.obuf_pubsub, "pubsub")
+        } else {
+            (self.cfg.obuf_normal, "normal")
         };
         if c.output_len() <= lim.check_at && c.soft_since_ms == 0 {
             return false;
@@ -75,7 +79,7 @@ impl Shard {
         let line = c.info_line(now);
         self.peaks.record(now, 0, used);
         crate::log::warn(&format!(
-            "Client {line} closed: {used} bytes of replies it has not read exceed the normal class client-output-buffer-limit (hard {} bytes, soft {} bytes for {} s).",
+            "Client {line} closed: {used} bytes of replies it has not read exceed the {class} class client-output-buffer-limit (hard {} bytes, soft {} bytes for {} s).",
             lim.hard, lim.soft, lim.soft_secs
         ));
         true

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod keyspace;
 pub mod locks;
 pub mod mesh;
+pub mod pubsub;
 pub mod snapshot;
 pub mod tx;
 pub mod watch;
@@ -129,6 +130,8 @@ pub struct ShardCfg {
     pub client_query_buffer_limit: usize,
     /// client-output-buffer-limit of the normal class.
     pub obuf_normal: crate::conn::OutLimit,
+    /// client-output-buffer-limit of the pubsub class (subscribed clients).
+    pub obuf_pubsub: crate::conn::OutLimit,
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
@@ -145,6 +148,8 @@ pub struct Shard {
     /// Connections with output to flush this turn.
     pub dirty: Vec<u32>,
     pub mesh: Mesh,
+    /// Pub/Sub subscriptions here and the directory of all shards' counts.
+    pub pubsub: pubsub::PubSub,
     /// Per-key intent locks of multi-shard transactions (shard/locks.rs).
     pub locks: locks::Locks,
     /// Requests from other shards that wait for locks, in arrival order.
@@ -252,6 +257,7 @@ impl Shard {
             next_gen: 1,
             dirty: Vec::new(),
             mesh,
+            pubsub: pubsub::PubSub::default(),
             locks: locks::Locks::default(),
             lock_deferred: VecDeque::new(),
             lock_wait: Vec::new(),
@@ -326,14 +332,17 @@ impl Shard {
     /// operation in flight on its buffers).
     pub fn remove_conn(&mut self, idx: u32) {
         if let Some(slot) = self.conns.get_mut(idx as usize) {
-            if let Some(c) = slot.take() {
+            if let Some(mut c) = slot.take() {
                 // A client that disconnects while blocked leaves no trace.
                 let id = c.id;
-                for b in [c.blocked, c.hold_prev].into_iter().flatten() {
+                for b in [c.blocked.take(), c.hold_prev.take()].into_iter().flatten() {
                     self.unregister_waits(&b, id);
                 }
-                let watched = c.watched;
+                let watched = std::mem::take(&mut c.watched);
                 self.unwatch_keys(id, watched);
+                if c.subscribed() {
+                    self.ps_drop_conn(&mut c, idx);
+                }
                 self.blocked_conns.retain(|&i| i != idx);
                 self.free_slots.push(idx);
                 self.g.connected_clients.fetch_sub(1, Ordering::Relaxed);
@@ -551,6 +560,15 @@ impl Shard {
             abort_multi(conn);
             out.wrong_arity(spec.name);
             self.stats.cmds[ci as usize].rejected += 1;
+            self.count_error("ERR");
+            self.finish_reply(conn, direct, skip, scratch);
+            return Flow::Next;
+        }
+        if conn.subscribed() && !conn.resp3 && !cmd::pubsub::allowed_when_subscribed(spec.name) {
+            out.err(&format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                conn.last_cmd
+            ));
             self.count_error("ERR");
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
@@ -950,6 +968,9 @@ impl Shard {
     }
 
     fn apply_stash(&mut self) {
+        if !self.pubsub.held.is_empty() {
+            self.ps_flush_held();
+        }
         if self.stash.is_empty() {
             return;
         }
