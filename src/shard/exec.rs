@@ -25,6 +25,9 @@ impl Shard {
         spec: &'static CmdSpec,
         args: &[&[u8]],
     ) {
+        // Not processed yet: counted in total_commands_processed if EXEC
+        // runs it (dispatch counted it already).
+        self.stats.total_commands = self.stats.total_commands.saturating_sub(1);
         let flags = if spec.subs.is_empty() || args.len() < 2 {
             spec.flags
         } else {
@@ -40,6 +43,7 @@ impl Shard {
         if flags & cmd::NO_MULTI != 0 {
             abort_multi(conn);
             out.err("Command not allowed inside a transaction");
+            self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("ERR");
             return;
         }
@@ -136,6 +140,8 @@ impl Shard {
         if hold {
             self.release_all();
         }
+        // CLIENT LIST shows cmd=exec afterwards, not the last queued one.
+        conn.last_cmd = "exec";
         r.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
@@ -161,6 +167,7 @@ impl Shard {
             let spec = t.list[*ci as usize];
             let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
             conn.last_cmd = cmd::full_name(spec, &refs).unwrap_or("NULL");
+            self.stats.total_commands += 1;
             let start = crate::clock::now();
             let before = out.buf.len();
             self.exec_one(conn, out, spec, &refs);
@@ -185,10 +192,15 @@ impl Shard {
     }
 
     /// Runs one queued command inside EXEC, its reply appended to `out`.
-    /// A blocking command does not block: it replies as on timeout.
+    /// A blocking command does not block: it answers at once (null).
     fn exec_one(&mut self, conn: &mut Conn, out: &mut Out, spec: &'static CmdSpec, args: &[&[u8]]) {
         let resp3 = conn.resp3;
         let (f, multi) = match spec.run {
+            // A client inside EXEC expects one reply per command: it
+            // cannot turn into a monitor (Redis 7.0's answer).
+            Run::Srv(_) if spec.name == "monitor" => {
+                return out.err("MONITOR isn't allowed for DENY BLOCKING client");
+            }
             Run::Srv(f) => {
                 let mut ctx = SrvCtx {
                     sh: self,
@@ -222,6 +234,12 @@ impl Shard {
                     };
                     m(&mut ctx, args);
                     self.ks.settle_watch();
+                    // A blocking command across shards asks this shard's
+                    // keyspace to park the client: answer empty instead
+                    // (left there, it would park the EXEC itself).
+                    if self.ks.block_request.take().is_some() {
+                        empty_reply(out, resp3, spec);
+                    }
                 }
                 None => out.error("CROSSSLOT Keys in request don't hash to the same slot"),
             }
@@ -237,8 +255,8 @@ impl Shard {
             };
             f(&mut ctx, args);
             self.ks.settle_watch();
-            if let Some(req) = self.ks.block_request.take() {
-                timeout_reply(out, resp3, req.null_array);
+            if self.ks.block_request.take().is_some() {
+                empty_reply(out, resp3, spec);
             }
             return;
         }
@@ -253,20 +271,22 @@ impl Shard {
             };
             f(&mut ctx, &refs);
             sh.ks.settle_watch();
-            let blocked = sh.ks.block_request.take().map(|r| r.null_array);
+            let blocked = sh.ks.block_request.take().is_some();
             (buf, blocked)
         });
         out.raw(&bytes);
-        if let Some(null_array) = blocked {
-            timeout_reply(out, resp3, null_array);
+        if blocked {
+            empty_reply(out, resp3, spec);
         }
     }
 }
 
-/// What a blocking command replies on timeout (and inside MULTI).
-fn timeout_reply(out: &mut Out, resp3: bool, null_array: bool) {
+/// What a blocking command that finds nothing replies inside MULTI. Not
+/// always its timeout reply: Redis 7.0 answers BLMOVE and BRPOPLPUSH with
+/// a null bulk there (their timeout reply is a null array).
+fn empty_reply(out: &mut Out, resp3: bool, spec: &CmdSpec) {
     let mut o = Out::new(out.buf, resp3);
-    if null_array {
+    if !matches!(spec.name, "blmove" | "brpoplpush") {
         o.null_array();
     } else {
         o.null();
