@@ -284,7 +284,7 @@ impl Gen {
             11 => vec![b("TYPE"), k],
             12 => vec![self.pick(&["RENAME", "RENAMENX"]), k, k2],
             13 => vec![b("EXPIRE"), k, b("100")],
-            14 => vec![b("TTL"), k],
+            14 => vec![b("PERSIST"), k],
             15..=17 => vec![self.pick(&["RPUSH", "LPUSH"]), k, v, self.val()],
             18 => vec![self.pick(&["LPOP", "RPOP"]), k],
             19 => vec![b("LRANGE"), k, b("0"), b("-1")],
@@ -503,11 +503,18 @@ impl Gen {
                     let k = self.key();
                     self.a(vec![b("WATCH"), k]);
                 }
+                // B writes between WATCH and MULTI, or while A queues.
+                let mut b_writes = None;
                 if self.pct(50) {
                     let k = keys[self.rng.gen_range(0..keys.len())].clone();
                     let k = if self.pct(70) { k } else { self.key() };
-                    let ws = self.b_write(k);
-                    self.steps.push(Step::B(ws));
+                    b_writes = Some(self.b_write(k));
+                }
+                let b_mid = self.pct(40);
+                if !b_mid {
+                    if let Some(ws) = b_writes.take() {
+                        self.steps.push(Step::B(ws));
+                    }
                 }
                 if self.pct(10) {
                     // A command of A's own outside MULTI: never a blocking
@@ -525,6 +532,10 @@ impl Gen {
                 }
                 self.a(args(&["MULTI"]));
                 self.body(true);
+                if let Some(ws) = b_writes {
+                    self.steps.push(Step::B(ws));
+                    self.body(true);
+                }
                 self.a(args(&["EXEC"]));
             }
             // Keys that expire around WATCH.
@@ -1074,7 +1085,7 @@ fn bank_transfers_keep_the_total() {
             let mut con = connect(url);
             let mut checks = 0u64;
             start.wait();
-            while !done.load(Ordering::Relaxed) {
+            loop {
                 let mut m = redis::cmd("MGET");
                 for a in &accounts {
                     m.arg(a);
@@ -1091,6 +1102,9 @@ fn bank_transfers_keep_the_total() {
                 let sum: i64 = v.iter().map(int_of).sum();
                 assert_eq!(sum, 10_000, "MULTI/GET/EXEC saw {v:?}");
                 checks += 1;
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             checks
         }));
@@ -1560,9 +1574,20 @@ fn monitor_shows_transaction_in_order() {
         a.one(&["MULTI"]);
         a.one(&["SET", "mk", "v"]);
         a.one(&["GET", "mk"]);
-        let before = m.read_idle(Duration::from_millis(300), Duration::from_secs(3));
+        // Everything the monitor shows up to EXEC: MULTI (waited for),
+        // then anything else within a short quiet period.
+        let mut before = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !String::from_utf8_lossy(&before).contains("\"MULTI\"") && Instant::now() < deadline {
+            before.extend(m.read_idle(Duration::from_millis(100), Duration::from_millis(500)));
+        }
+        before.extend(m.read_idle(Duration::from_millis(200), Duration::from_secs(1)));
         a.one(&["EXEC"]);
-        let after = m.read_idle(Duration::from_millis(300), Duration::from_secs(3));
+        let mut after = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !String::from_utf8_lossy(&after).contains("\"EXEC\"") && Instant::now() < deadline {
+            after.extend(m.read_idle(Duration::from_millis(100), Duration::from_millis(500)));
+        }
         let cmds = |raw: &[u8]| -> Vec<String> {
             String::from_utf8_lossy(raw)
                 .split("\r\n")
