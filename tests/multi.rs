@@ -1517,7 +1517,8 @@ fn reset_and_quit_inside_multi() {
 }
 
 /// CLIENT PAUSE WRITE holds an EXEC whose queue writes until the pause
-/// ends, and not one that only reads.
+/// ends, and not one that only reads; it also holds the queueing of a
+/// write command.
 #[test]
 fn client_pause_write_holds_only_writing_exec() {
     for s in servers() {
@@ -1558,6 +1559,21 @@ fn client_pause_write_holds_only_writing_exec() {
             waited >= Duration::from_millis(700),
             "{l}: writing EXEC answered after {waited:?}, inside the pause"
         );
+        // Queueing a write command waits for the pause's end too (Redis
+        // checks the pause before queueing).
+        a.one(&["MULTI"]);
+        let t0 = Instant::now();
+        assert_eq!(
+            o.one(&["CLIENT", "PAUSE", "700", "WRITE"]),
+            R::Line(b'+', b("OK"))
+        );
+        assert_eq!(a.one(&["SET", "p", "5"]), R::Line(b'+', b("QUEUED")), "{l}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(700),
+            "{l}: a write was queued after {waited:?}, inside the pause"
+        );
+        assert_eq!(a.one(&["EXEC"]).items(), &[R::Line(b'+', b("OK"))], "{l}");
     }
 }
 
