@@ -9,7 +9,7 @@
 //!   WATCH sessions where a second connection writes (or does a no-op
 //!   write, or writes another db) between WATCH and EXEC, including keys
 //!   that expire. Pipelined at depths 1, 16 and 50, RESP2 and RESP3, with
-//!   1 and 4 shards; replies are parsed strictly and compared one by one
+//!   1 and 4 shards (and 2 on the epoll backend); replies are parsed strictly and compared one by one
 //!   (TIME inside EXEC by shape only). A failure prints the seed.
 //! * Concurrency: WATCH retry loops on counters spread over shards, and a
 //!   bank-transfer invariant checked by MGET and by MULTI/GET/EXEC readers.
@@ -773,12 +773,12 @@ fn seeds_per_config() -> u64 {
         .unwrap_or(2)
 }
 
-fn diff_config(shards: usize, base: u64) {
+fn diff_config(shards: usize, base: u64, extra: &[&str]) {
     let Some(redis) = Server::redis() else {
         eprintln!("SKIPPED: redis-server not installed, no MULTI differential");
         return;
     };
-    let ringkv = Server::ringkv(shards, &[]);
+    let ringkv = Server::ringkv(shards, extra);
     for depth in [1usize, 16, 50] {
         for s in 0..seeds_per_config() {
             let seed = base + depth as u64 * 1000 + s;
@@ -788,7 +788,7 @@ fn diff_config(shards: usize, base: u64) {
                 seed,
                 depth,
                 500,
-                &format!("--shards {shards}"),
+                &format!("--shards {shards} {}", extra.join(" ")),
             );
         }
     }
@@ -802,12 +802,17 @@ fn keys_cover_shards() {
 
 #[test]
 fn tx_sessions_match_redis_1_shard() {
-    diff_config(1, 100_000);
+    diff_config(1, 100_000, &[]);
 }
 
 #[test]
 fn tx_sessions_match_redis_4_shards() {
-    diff_config(4, 400_000);
+    diff_config(4, 400_000, &[]);
+}
+
+#[test]
+fn tx_sessions_match_redis_2_shards_epoll() {
+    diff_config(2, 200_000, &["--io", "epoll"]);
 }
 
 /// Fixed adversarial transactions: CR/LF in queued arguments, 10,000
