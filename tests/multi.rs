@@ -1872,3 +1872,52 @@ fn monitor_inside_multi_is_refused() {
         assert_eq!(r[5], R::Bulk(b'$', Some(b("1"))), "{l}");
     }
 }
+
+/// EXEC refused before it runs (wrong arity, NOAUTH) replies EXECABORT
+/// with the reason and drops the transaction and the WATCHes, inside
+/// MULTI or not (Redis 7.0).
+#[test]
+fn refused_exec_discards_the_transaction() {
+    for s in servers() {
+        let l = s.label().to_string();
+        let mut a = Client::new(s.port());
+        let mut o = Client::new(s.port());
+        let abort = |why: &str| {
+            R::Line(
+                b'-',
+                b(&format!(
+                    "EXECABORT Transaction discarded because of: {why}"
+                )),
+            )
+        };
+        let arity = "wrong number of arguments for 'exec' command";
+        let r = a
+            .pipeline(&[
+                args(&["MULTI"]),
+                args(&["SET", "q", "1"]),
+                args(&["EXEC", "x"]),
+                args(&["EXEC"]),
+                args(&["GET", "q"]),
+            ])
+            .unwrap();
+        assert_eq!(r[2], abort(arity), "{l}: {}", r[2].text());
+        assert_eq!(r[3], R::Line(b'-', b("ERR EXEC without MULTI")), "{l}");
+        assert!(r[4].is_null(), "{l}");
+        // Outside MULTI it drops the WATCHes.
+        a.one(&["WATCH", "wx"]);
+        assert_eq!(a.one(&["EXEC", "x"]), abort(arity), "{l}");
+        o.one(&["SET", "wx", "2"]);
+        a.one(&["MULTI"]);
+        assert_eq!(a.one(&["EXEC"]), R::Agg(b'*', Some(vec![])), "{l}");
+        // NOAUTH.
+        o.one(&["CONFIG", "SET", "requirepass", "pw"]);
+        let mut n = Client::new(s.port());
+        assert_eq!(
+            n.one(&["EXEC"]),
+            abort("NOAUTH Authentication required."),
+            "{l}"
+        );
+        o.one(&["AUTH", "pw"]);
+        o.one(&["CONFIG", "SET", "requirepass", ""]);
+    }
+}

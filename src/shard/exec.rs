@@ -100,6 +100,24 @@ impl Shard {
         }
     }
 
+    /// EXEC refused before it runs (wrong arity, NOAUTH): as in Redis
+    /// 7.0, the transaction (if any) and the WATCHes are dropped and the
+    /// reply is EXECABORT with the reason. Returns the error code counted.
+    pub(super) fn exec_refused(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        reason: &str,
+    ) -> &'static str {
+        conn.multi = None;
+        let w = std::mem::take(&mut conn.watched);
+        self.unwatch_keys(conn.id, w);
+        out.error(&format!(
+            "EXECABORT Transaction discarded because of: {reason}"
+        ));
+        "EXECABORT"
+    }
+
     /// EXEC: runs the queued commands atomically and replies with the
     /// array of their replies (or EXECABORT, or null when a watched key
     /// changed).
