@@ -1921,3 +1921,43 @@ fn refused_exec_discards_the_transaction() {
         o.one(&["CONFIG", "SET", "requirepass", ""]);
     }
 }
+
+/// BGSAVE inside EXEC is scheduled (Redis does not fork inside EXEC), and
+/// the scheduled save then runs.
+#[test]
+fn bgsave_inside_exec_is_scheduled() {
+    for s in servers() {
+        let l = s.label().to_string();
+        let mut a = Client::new(s.port());
+        a.one(&["SET", "bg", "1"]);
+        let r = a.pipeline(&[args(&["MULTI"]), args(&["BGSAVE"]), args(&["EXEC"])]);
+        let r = r.unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert_eq!(
+            r[2],
+            R::Agg(
+                b'*',
+                Some(vec![R::Line(b'+', b("Background saving scheduled"))])
+            ),
+            "{l}: {}",
+            r[2].text()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let R::Bulk(_, Some(info)) = a.one(&["INFO", "persistence"]) else {
+                panic!("INFO")
+            };
+            let info = String::from_utf8_lossy(&info).into_owned();
+            if info.contains("rdb_changes_since_last_save:0\r")
+                && info.contains("rdb_bgsave_in_progress:0\r")
+            {
+                assert!(info.contains("rdb_last_bgsave_status:ok\r"), "{l}: {info}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{l}: the scheduled save did not run\n{info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

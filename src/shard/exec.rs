@@ -219,6 +219,17 @@ impl Shard {
             Run::Srv(_) if spec.name == "monitor" => {
                 return out.err("MONITOR isn't allowed for DENY BLOCKING client");
             }
+            // Redis does not start a save inside EXEC: it schedules one
+            // for its cron (unless one is running already).
+            Run::Srv(_)
+                if spec.name == "bgsave"
+                    && (args.len() == 1
+                        || (args.len() == 2 && args[1].eq_ignore_ascii_case(b"schedule")))
+                    && !self.g.persist.in_progress.load(Ordering::SeqCst) =>
+            {
+                self.g.persist.scheduled.store(true, Ordering::SeqCst);
+                return out.simple("Background saving scheduled");
+            }
             Run::Srv(f) => {
                 let mut ctx = SrvCtx {
                     sh: self,
