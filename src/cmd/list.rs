@@ -654,6 +654,8 @@ fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) {
     l.remove_back(back);
     let empty = l.is_empty();
     ctx.ks.touch_write((front + back) as u64);
+    // Redis signals the key even when nothing was trimmed (WATCH).
+    ctx.ks.signal_modified(db, key);
     if empty {
         ctx.ks.delete(db, key);
     }

@@ -26,6 +26,9 @@ impl Shard {
         spec: &'static CmdSpec,
         args: &[&[u8]],
     ) {
+        // Not processed yet: counted in total_commands_processed if EXEC
+        // runs it (dispatch counted it already).
+        self.stats.total_commands = self.stats.total_commands.saturating_sub(1);
         let flags = if spec.subs.is_empty() || args.len() < 2 {
             spec.flags
         } else {
@@ -41,6 +44,7 @@ impl Shard {
         if flags & cmd::NO_MULTI != 0 {
             abort_multi(conn);
             out.err("Command not allowed inside a transaction");
+            self.stats.cmds[ci as usize].rejected += 1;
             self.count_error("ERR");
             return;
         }
@@ -101,6 +105,24 @@ impl Shard {
         }
     }
 
+    /// EXEC refused before it runs (wrong arity, NOAUTH): as in Redis
+    /// 7.0, the transaction (if any) and the WATCHes are dropped and the
+    /// reply is EXECABORT with the reason. Returns the error code counted.
+    pub(super) fn exec_refused(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        reason: &str,
+    ) -> &'static str {
+        conn.multi = None;
+        let w = std::mem::take(&mut conn.watched);
+        self.unwatch_keys(conn.id, w);
+        out.error(&format!(
+            "EXECABORT Transaction discarded because of: {reason}"
+        ));
+        "EXECABORT"
+    }
+
     /// EXEC: runs the queued commands atomically and replies with the
     /// array of their replies (or EXECABORT, or null when a watched key
     /// changed).
@@ -111,7 +133,9 @@ impl Shard {
             return out.error("EXECABORT Transaction discarded because of previous errors.");
         }
         if self.n == 1 {
-            return self.exec_body(conn, out, &m, watched);
+            self.exec_body(conn, out, &m, watched);
+            conn.last_cmd = "exec";
+            return;
         }
         // What the transaction locks: the keys of its commands and the
         // watched keys on their shards, or every shard whole if a command
@@ -147,7 +171,9 @@ impl Shard {
                 .map(|(s, ks)| (s, LockSet::Keys(ks)))
                 .collect()
         };
-        self.tx_with(sets, |tx| tx.sh.exec_body(conn, out, &m, watched))
+        self.tx_with(sets, |tx| tx.sh.exec_body(conn, out, &m, watched));
+        // CLIENT LIST shows cmd=exec afterwards, not the last queued one.
+        conn.last_cmd = "exec";
     }
 
     fn exec_body(
@@ -172,6 +198,7 @@ impl Shard {
             let spec = t.list[*ci as usize];
             let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
             conn.last_cmd = cmd::full_name(spec, &refs).unwrap_or("NULL");
+            self.stats.total_commands += 1;
             let start = crate::clock::now();
             let before = out.buf.len();
             self.exec_one(conn, out, spec, &refs);
@@ -196,10 +223,26 @@ impl Shard {
     }
 
     /// Runs one queued command inside EXEC, its reply appended to `out`.
-    /// A blocking command does not block: it replies as on timeout.
+    /// A blocking command does not block: it answers at once (null).
     fn exec_one(&mut self, conn: &mut Conn, out: &mut Out, spec: &'static CmdSpec, args: &[&[u8]]) {
         let resp3 = conn.resp3;
         let (f, multi) = match spec.run {
+            // A client inside EXEC expects one reply per command: it
+            // cannot turn into a monitor (Redis 7.0's answer).
+            Run::Srv(_) if spec.name == "monitor" => {
+                return out.err("MONITOR isn't allowed for DENY BLOCKING client");
+            }
+            // Redis does not start a save inside EXEC: it schedules one
+            // for its cron (unless one is running already).
+            Run::Srv(_)
+                if spec.name == "bgsave"
+                    && (args.len() == 1
+                        || (args.len() == 2 && args[1].eq_ignore_ascii_case(b"schedule")))
+                    && !self.g.persist.in_progress.load(Ordering::SeqCst) =>
+            {
+                self.g.persist.scheduled.store(true, Ordering::SeqCst);
+                return out.simple("Background saving scheduled");
+            }
             Run::Srv(f) => {
                 let mut ctx = SrvCtx {
                     sh: self,
@@ -233,6 +276,12 @@ impl Shard {
                     };
                     m(&mut ctx, args);
                     self.ks.settle_watch();
+                    // A blocking command across shards asks this shard's
+                    // keyspace to park the client: answer empty instead
+                    // (left there, it would park the EXEC itself).
+                    if self.ks.block_request.take().is_some() {
+                        empty_reply(out, resp3, spec);
+                    }
                 }
                 None => out.error("CROSSSLOT Keys in request don't hash to the same slot"),
             }
@@ -248,8 +297,8 @@ impl Shard {
             };
             f(&mut ctx, args);
             self.ks.settle_watch();
-            if let Some(req) = self.ks.block_request.take() {
-                timeout_reply(out, resp3, req.null_array);
+            if self.ks.block_request.take().is_some() {
+                empty_reply(out, resp3, spec);
             }
             return;
         }
@@ -264,20 +313,22 @@ impl Shard {
             };
             f(&mut ctx, &refs);
             sh.ks.settle_watch();
-            let blocked = sh.ks.block_request.take().map(|r| r.null_array);
+            let blocked = sh.ks.block_request.take().is_some();
             (buf, blocked)
         });
         out.raw(&bytes);
-        if let Some(null_array) = blocked {
-            timeout_reply(out, resp3, null_array);
+        if blocked {
+            empty_reply(out, resp3, spec);
         }
     }
 }
 
-/// What a blocking command replies on timeout (and inside MULTI).
-fn timeout_reply(out: &mut Out, resp3: bool, null_array: bool) {
+/// What a blocking command that finds nothing replies inside MULTI. Not
+/// always its timeout reply: Redis 7.0 answers BLMOVE and BRPOPLPUSH with
+/// a null bulk there (their timeout reply is a null array).
+fn empty_reply(out: &mut Out, resp3: bool, spec: &CmdSpec) {
     let mut o = Out::new(out.buf, resp3);
-    if null_array {
+    if !matches!(spec.name, "blmove" | "brpoplpush") {
         o.null_array();
     } else {
         o.null();

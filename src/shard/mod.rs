@@ -550,17 +550,31 @@ impl Shard {
         self.g.health[self.id].set_cmd(ci);
         if !conn.authed && spec.flags & cmd::NO_AUTH == 0 {
             abort_multi(conn);
-            out.error("NOAUTH Authentication required.");
+            let code = if spec.name == "exec" {
+                self.exec_refused(conn, &mut out, "NOAUTH Authentication required.")
+            } else {
+                out.error("NOAUTH Authentication required.");
+                "NOAUTH"
+            };
             self.stats.cmds[ci as usize].rejected += 1;
-            self.count_error("NOAUTH");
+            self.count_error(code);
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
         }
         if !spec.arity_ok(args.len()) {
             abort_multi(conn);
-            out.wrong_arity(spec.name);
+            let code = if spec.name == "exec" {
+                self.exec_refused(
+                    conn,
+                    &mut out,
+                    "wrong number of arguments for 'exec' command",
+                )
+            } else {
+                out.wrong_arity(spec.name);
+                "ERR"
+            };
             self.stats.cmds[ci as usize].rejected += 1;
-            self.count_error("ERR");
+            self.count_error(code);
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
         }

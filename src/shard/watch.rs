@@ -91,6 +91,15 @@ impl Keyspace {
         }
     }
 
+    /// A write Redis signals even though it changed nothing (LTRIM that
+    /// trims nothing): marks the key's WATCH records.
+    #[inline]
+    pub fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key, false);
+        }
+    }
+
     /// Notes a key handed out by `get_mut`: it counts as modified if the
     /// command then records a write.
     #[inline]

@@ -23,6 +23,7 @@ mod diff_set;
 mod diff_zset;
 mod differential;
 mod latency;
+mod multi;
 mod pubsub;
 mod rdb_interop;
 mod snapshot;
