@@ -18,6 +18,7 @@ pub mod latency;
 pub mod list;
 pub mod multi;
 pub mod persist;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -200,6 +201,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(latency::COMMANDS)
         .chain(persist::COMMANDS)
         .chain(multi::COMMANDS)
+        .chain(scripting::COMMANDS)
 }
 
 /// The lookup table, built once.
