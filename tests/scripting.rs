@@ -141,6 +141,26 @@ const CASES: &[(&str, &[&str], &[&str])] = &[
     ("return string.format('%d-%s', 5, 'x')", &[], &[]),
     ("return table.concat({'a', 'b'}, ',')", &[], &[]),
     ("return tonumber('0x10')", &[], &[]),
+    ("return math.random(0)", &[], &[]),
+    ("return math.random(1, 2, 3)", &[], &[]),
+    ("return math.random('x')", &[], &[]),
+    ("return bit.band()", &[], &[]),
+    ("return bit.tobit('x')", &[], &[]),
+    ("bit.x = 1", &[], &[]),
+    (
+        "return {bit.tobit(0xffffffff), bit.bnot(0), bit.band(0x12345678, 0xff), \
+         bit.bor(1, 2, 4, 8), bit.bxor(5, 3), bit.lshift(1, 31), bit.lshift(1, 33), \
+         bit.rshift(-1, 28), bit.arshift(-256, 4)}",
+        &[],
+        &[],
+    ),
+    (
+        "return {bit.tohex(bit.rol(0x12345678, 12)), bit.tohex(bit.ror(0x12345678, 12)), \
+         bit.tohex(bit.bswap(0x12345678)), bit.tohex(65535), bit.tohex(255, 2), \
+         bit.tohex(-1, -4), bit.tohex(1.5), bit.tohex(2.5), bit.tohex('16')}",
+        &[],
+        &[],
+    ),
 ];
 
 fn requests(with_keys_prefix: &str) -> Vec<u8> {

@@ -5,7 +5,6 @@
 local real, P, H, dbg, setfenv = ...
 local error, type, tostring, select, setmetatable, rawset, xpcall =
     error, type, tostring, select, setmetatable, rawset, xpcall
-local floor, concat = math.floor, table.concat
 
 local function readonly()
     error("Attempt to modify a readonly table", 2)
@@ -103,44 +102,6 @@ redis.debug = function() end
 redis.acl_check_cmd = H.acl_check_cmd
 redis.REDIS_VERSION = H.version
 redis.REDIS_VERSION_NUM = H.version_num
-
--- math.random and math.randomseed on Redis's rand48 generator, so the
--- sequence is the same as redis-server's for the same seed.
-local rand_max = 2147483647
-math.random = function(...)
-    local r = (H.rand() % rand_max) / rand_max
-    local n = select("#", ...)
-    if n == 0 then
-        return r
-    elseif n == 1 then
-        local u = ...
-        if type(u) ~= "number" then
-            error("bad argument #1 to 'random' (number expected, got " .. type(u) .. ")", 2)
-        end
-        u = u - u % 1
-        if u < 1 then
-            error("bad argument #1 to 'random' (interval is empty)", 2)
-        end
-        return floor(r * u) + 1
-    elseif n == 2 then
-        local l, u = ...
-        if type(l) ~= "number" or type(u) ~= "number" then
-            error("bad argument to 'random' (number expected)", 2)
-        end
-        l, u = l - l % 1, u - u % 1
-        if l > u then
-            error("bad argument #2 to 'random' (interval is empty)", 2)
-        end
-        return floor(r * (u - l + 1)) + l
-    end
-    error("wrong number of arguments", 2)
-end
-math.randomseed = function(s)
-    if type(s) ~= "number" then
-        error("bad argument #1 to 'randomseed' (number expected, got " .. type(s) .. ")", 2)
-    end
-    H.srand(s)
-end
 
 -- What Redis 7.0 removes from the globals.
 for _, name in ipairs({ "debug", "print", "setfenv", "getfenv", "newproxy", "module", "require",

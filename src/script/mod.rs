@@ -13,6 +13,7 @@
 //! keys it touches (declared or not).
 
 mod convert;
+mod libs;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -239,24 +240,6 @@ fn register_helpers(lua: &Lua, h: &Table, resp: Rc<Cell<u8>>) -> mlua::Result<()
             Ok(true)
         })?,
     )?;
-    h.raw_set(
-        "rand",
-        lua.create_function(|_, ()| {
-            Ok(RNG.with(|g| {
-                let mut x = g.get();
-                let v = x.next();
-                g.set(x);
-                v
-            }))
-        })?,
-    )?;
-    h.raw_set(
-        "srand",
-        lua.create_function(|_, s: f64| {
-            RNG.with(|g| g.set(Rand48::new(s as i64 as i32)));
-            Ok(())
-        })?,
-    )?;
     Ok(())
 }
 
@@ -282,10 +265,6 @@ struct Engine {
 }
 
 thread_local! {
-    /// math.random's generator: per shard, kept across SCRIPT FLUSH, and
-    /// starting from rand48's default state as in redis-server (which does
-    /// not seed it).
-    static RNG: Cell<Rand48> = const { Cell::new(Rand48::DEFAULT) };
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }
 
@@ -325,6 +304,8 @@ impl Engine {
                 })
             })?,
         )?;
+        real.raw_set("bit", libs::bit_library(&lua)?)?;
+        libs::install_random(&lua, &real.raw_get::<Table>("math")?)?;
         let dbg: Value = real.raw_get("debug")?;
         let setfenv: Value = real.raw_get("setfenv")?;
         lua.load(include_str!("glue.lua"))
@@ -461,6 +442,7 @@ impl Engine {
 fn error_text(e: &mlua::Error) -> String {
     match e {
         mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+        mlua::Error::RuntimeError(m) => m.clone(),
         e => e.to_string(),
     }
 }
