@@ -12,6 +12,7 @@
 //! a transaction that holds every shard whole, so it is atomic whatever
 //! keys it touches (declared or not).
 
+mod cjson;
 mod convert;
 mod libs;
 
@@ -305,6 +306,7 @@ impl Engine {
             })?,
         )?;
         real.raw_set("bit", libs::bit_library(&lua)?)?;
+        real.raw_set("cjson", cjson::library(&lua)?)?;
         libs::install_random(&lua, &real.raw_get::<Table>("math")?)?;
         let dbg: Value = real.raw_get("debug")?;
         let setfenv: Value = real.raw_get("setfenv")?;
