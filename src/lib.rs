@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod persist;
 pub mod rdb;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod shard;
 pub mod types;

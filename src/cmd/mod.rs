@@ -19,6 +19,7 @@ pub mod list;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -202,6 +203,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(persist::COMMANDS)
         .chain(multi::COMMANDS)
         .chain(pubsub::COMMANDS)
+        .chain(scripting::COMMANDS)
 }
 
 /// The lookup table, built once.

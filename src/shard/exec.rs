@@ -224,7 +224,13 @@ impl Shard {
 
     /// Runs one queued command inside EXEC, its reply appended to `out`.
     /// A blocking command does not block: it answers at once (null).
-    fn exec_one(&mut self, conn: &mut Conn, out: &mut Out, spec: &'static CmdSpec, args: &[&[u8]]) {
+    pub(crate) fn exec_one(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        spec: &'static CmdSpec,
+        args: &[&[u8]],
+    ) {
         let resp3 = conn.resp3;
         let (f, multi) = match spec.run {
             // A client inside EXEC expects one reply per command: it

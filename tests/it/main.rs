@@ -26,6 +26,7 @@ mod latency;
 mod multi;
 mod pubsub;
 mod rdb_interop;
+mod scripting;
 mod snapshot;
 mod sort;
 mod startup;

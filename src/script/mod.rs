@@ -1,0 +1,624 @@
+//! Lua scripting (EVAL/EVALSHA): the script cache, one Lua 5.1 state per
+//! shard and the conversions between Lua values and RESP replies.
+//!
+//! The cache (SHA1 -> source) is global, so SCRIPT LOAD on one shard and
+//! EVALSHA on another work; each shard compiles a script the first time it
+//! runs it. SCRIPT FLUSH empties the cache and bumps a generation number:
+//! each shard then drops its Lua state and builds a fresh one on next use.
+//!
+//! A script runs on the calling connection's shard. `redis.call` runs the
+//! command through the path EXEC uses for queued commands
+//! ([`Shard::exec_one`]): with several shards the whole script runs inside
+//! a transaction that holds every shard whole, so it is atomic whatever
+//! keys it touches (declared or not).
+
+mod cjson;
+mod convert;
+mod libs;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+use crate::cmd::{self, CmdSpec};
+use crate::conn::Conn;
+use crate::resp::Out;
+use crate::shard::locks::LockSet;
+use crate::shard::Shard;
+
+/// Most memory one shard's Lua state may use; past it the allocation
+/// fails and the script gets a "not enough memory" error.
+pub const LUA_MEMORY_LIMIT: usize = 256 << 20;
+
+/// Starts the message of the Rust error `redis.call` raises for an error
+/// reply, so the glue turns it back into `{err=...}`.
+const REPLY_MARK: &str = "\u{1}reply:";
+
+/// Redis 7.0.15 as REDIS_VERSION_NUM encodes it (0x00MMmmpp).
+const VERSION_NUM: i64 = 0x07_00_0f;
+
+type Cache = RwLock<HashMap<String, Arc<[u8]>>>;
+
+static CACHE: OnceLock<Cache> = OnceLock::new();
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn cache() -> &'static Cache {
+    CACHE.get_or_init(Default::default)
+}
+
+/// Lower-case hex SHA1 of `data`.
+pub fn sha1hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+/// The source of a cached script (`sha` in lower case).
+pub fn cache_get(sha: &str) -> Option<Arc<[u8]>> {
+    cache().read().ok()?.get(sha).cloned()
+}
+
+pub fn cache_exists(sha: &str) -> bool {
+    cache().read().map(|c| c.contains_key(sha)).unwrap_or(false)
+}
+
+fn cache_put(sha: &str, body: &[u8]) -> Arc<[u8]> {
+    if let Some(b) = cache_get(sha) {
+        return b;
+    }
+    let b: Arc<[u8]> = body.into();
+    if let Ok(mut c) = cache().write() {
+        c.insert(sha.to_string(), b.clone());
+    }
+    b
+}
+
+/// SCRIPT FLUSH: forgets every script; each shard rebuilds its Lua state.
+pub fn cache_flush() {
+    if let Ok(mut c) = cache().write() {
+        c.clear();
+    }
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Number of cached scripts and their total source size.
+pub fn cache_stats() -> (usize, usize) {
+    cache()
+        .read()
+        .map(|c| (c.len(), c.values().map(|b| b.len()).sum()))
+        .unwrap_or((0, 0))
+}
+
+/// Redis's 48-bit linear congruential generator (drand48 family), as its
+/// scripts' math.random uses it.
+#[derive(Clone, Copy)]
+pub(crate) struct Rand48(u64);
+
+impl Rand48 {
+    const MASK: u64 = (1 << 48) - 1;
+    /// The state before any seeding.
+    const DEFAULT: Rand48 = Rand48(0x1234_ABCD_330E);
+    pub(crate) fn new(seed: i32) -> Rand48 {
+        Rand48((((seed as u32) as u64) << 16) | 0x330E)
+    }
+    /// Next value in 0..2^31.
+    pub(crate) fn next(&mut self) -> i64 {
+        self.0 = (self.0.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB)) & Self::MASK;
+        (self.0 >> 17) as i64
+    }
+}
+
+/// A Lua error carrying an error reply (`{err=msg}` once in Lua).
+fn fail<T>(msg: &str) -> mlua::Result<T> {
+    Err(mlua::Error::RuntimeError(format!("{REPLY_MARK}{msg}")))
+}
+
+fn arg_string(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        v @ (Value::Integer(_) | Value::Number(_)) => lua
+            .coerce_string(v.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn arg_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The `redis.*` helpers written in Rust. They are C functions to Lua, so
+/// the script's frame stays on the stack when one is tail-called and an
+/// error it raises is located in the script, as in Redis.
+fn register_helpers(lua: &Lua, h: &Table, resp: Rc<Cell<u8>>) -> mlua::Result<()> {
+    h.raw_set("version", crate::REDIS_VERSION)?;
+    h.raw_set("version_num", VERSION_NUM)?;
+    let reply_table = |lua: &Lua, args: MultiValue, field: &str| -> mlua::Result<Table> {
+        let t = lua.create_table()?;
+        match args.front() {
+            Some(Value::String(s)) if args.len() == 1 => {
+                let b = s.as_bytes();
+                if field == "ok" {
+                    t.raw_set(field, lua.create_string(&b)?)?;
+                } else if b.first() == Some(&b'-') {
+                    t.raw_set(field, lua.create_string(&b[1..])?)?;
+                } else {
+                    let mut e = b"ERR ".to_vec();
+                    e.extend_from_slice(&b);
+                    t.raw_set(field, lua.create_string(&e)?)?;
+                }
+            }
+            _ => t.raw_set("err", "ERR wrong number or type of arguments")?,
+        }
+        Ok(t)
+    };
+    h.raw_set(
+        "error_reply",
+        lua.create_function(move |lua, args: MultiValue| reply_table(lua, args, "err"))?,
+    )?;
+    h.raw_set(
+        "status_reply",
+        lua.create_function(move |lua, args: MultiValue| reply_table(lua, args, "ok"))?,
+    )?;
+    h.raw_set(
+        "sha1hex",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return fail("ERR wrong number of arguments");
+            }
+            Ok(sha1hex(&arg_string(lua, &args[0]).unwrap_or_default()))
+        })?,
+    )?;
+    h.raw_set(
+        "log",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() < 2 {
+                return fail("ERR redis.log() requires two arguments or more.");
+            }
+            let Some(level) = arg_number(&args[0]) else {
+                return fail("ERR First argument must be a number (log level).");
+            };
+            if !(0.0..=3.0).contains(&level) {
+                return fail("ERR Invalid debug level.");
+            }
+            let parts: Vec<String> = args
+                .iter()
+                .skip(1)
+                .filter_map(|a| arg_string(lua, a))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect();
+            crate::log::log(level as u8, &parts.join(" "));
+            Ok(())
+        })?,
+    )?;
+    h.raw_set(
+        "setresp",
+        lua.create_function(move |_, args: MultiValue| {
+            if args.len() != 1 {
+                return fail("ERR redis.setresp() requires one argument.");
+            }
+            match arg_number(&args[0]) {
+                Some(v) if v == 2.0 || v == 3.0 => {
+                    resp.set(v as u8);
+                    Ok(())
+                }
+                _ => fail("ERR RESP version must be 2 or 3."),
+            }
+        })?,
+    )?;
+    h.raw_set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return fail("ERR redis.set_repl() requires two arguments.");
+            }
+            match arg_number(&args[0]) {
+                Some(v) if (0.0..=3.0).contains(&v) => Ok(()),
+                _ => fail(
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ),
+            }
+        })?,
+    )?;
+    h.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, args: MultiValue| {
+            let known = args
+                .front()
+                .and_then(|a| arg_string(lua, a))
+                .is_some_and(|n| cmd::table().get(&n).is_some());
+            if !known {
+                return fail("ERR Invalid command passed to redis.acl_check_cmd()");
+            }
+            Ok(true)
+        })?,
+    )?;
+    Ok(())
+}
+
+/// What a `redis.call` needs while a script runs.
+struct CallCtx<'a> {
+    sh: &'a mut Shard,
+    conn: &'a mut Conn,
+    read_only: bool,
+}
+
+/// One shard's Lua state.
+struct Engine {
+    lua: Lua,
+    generation: u64,
+    funcs: HashMap<String, Function>,
+    /// Helper table shared with glue.lua (H).
+    run: Function,
+    setenv: Function,
+    /// The `redis` table behind the read-only view scripts get.
+    redis: Table,
+    /// The protocol of `redis.call` replies (redis.setresp).
+    resp: Rc<Cell<u8>>,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+impl Engine {
+    fn new() -> mlua::Result<Engine> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is only unsafe when scripts can reach
+        // it; glue.lua keeps it in a local for its error handler and
+        // removes it from the globals before any user code runs.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+        let real = lua.globals();
+        let proxy = lua.create_table()?;
+        let h = lua.create_table()?;
+        let resp = Rc::new(Cell::new(2u8));
+
+        h.raw_set("version", crate::REDIS_VERSION)?;
+        h.raw_set("version_num", VERSION_NUM)?;
+        register_helpers(&lua, &h, resp.clone())?;
+        h.raw_set(
+            "errval",
+            lua.create_function(|_, e: Value| {
+                Ok(match e {
+                    Value::Error(e) => {
+                        let mut e: &mlua::Error = &e;
+                        while let mlua::Error::CallbackError { cause, .. } = e {
+                            e = cause;
+                        }
+                        match e {
+                            mlua::Error::RuntimeError(m) if m.starts_with(REPLY_MARK) => {
+                                (m[REPLY_MARK.len()..].to_string(), true)
+                            }
+                            e => (error_text(e), false),
+                        }
+                    }
+                    _ => ("unknown error".to_string(), false),
+                })
+            })?,
+        )?;
+        real.raw_set("bit", libs::bit_library(&lua)?)?;
+        real.raw_set("cjson", cjson::library(&lua)?)?;
+        libs::install_random(&lua, &real.raw_get::<Table>("math")?)?;
+        let dbg: Value = real.raw_get("debug")?;
+        let setfenv: Value = real.raw_get("setfenv")?;
+        lua.load(include_str!("glue.lua"))
+            .set_name("=ringkv")
+            .call::<()>((real, proxy, h.clone(), dbg, setfenv))?;
+        let run: Function = h.raw_get("run")?;
+        let setenv: Function = h.raw_get("setenv")?;
+        let redis: Table = h.raw_get("redis")?;
+        Ok(Engine {
+            lua,
+            generation: GENERATION.load(Ordering::SeqCst),
+            funcs: HashMap::new(),
+            run,
+            setenv,
+            redis,
+            resp,
+        })
+    }
+
+    /// The compiled function of a script, compiling it on first use. Err
+    /// holds Lua's compile error message.
+    fn function(&mut self, sha: &str, body: &[u8]) -> Result<Function, String> {
+        if let Some(f) = self.funcs.get(sha) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                e => e.to_string(),
+            })?;
+        let f: Function = self.setenv.call(f).map_err(|e| e.to_string())?;
+        self.funcs.insert(sha.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Runs a compiled script and writes its reply.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        sh: &mut Shard,
+        conn: &mut Conn,
+        out: &mut Out,
+        sha: &str,
+        f: &Function,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) {
+        let db = conn.db;
+        let client_resp3 = conn.resp3;
+        self.resp.set(2);
+        let r = self.call(sh, conn, f, keys, argv, read_only);
+        conn.db = db;
+        conn.resp3 = client_resp3;
+        let script_resp3 = self.resp.get() == 3;
+        let mut o = Out::new(out.buf, client_resp3);
+        match r {
+            Ok(mv) => {
+                let mut it = mv.into_iter();
+                let ok = matches!(it.next(), Some(Value::Boolean(true)));
+                let v = it.next().unwrap_or(Value::Nil);
+                if ok {
+                    convert::lua_to_reply(&mut o, &v, script_resp3, 0);
+                } else {
+                    o.error(&convert::script_error(&v, sha));
+                }
+            }
+            Err(e) => o.err(&format!("Error running script: {}", error_text(&e))),
+        }
+        // Drop what the script left (KEYS/ARGV tables of big calls, garbage
+        // after a memory error).
+        if matches!(self.lua.used_memory(), m if m > LUA_MEMORY_LIMIT / 2) {
+            let _ = self.lua.gc_collect();
+        }
+    }
+
+    fn call(
+        &mut self,
+        sh: &mut Shard,
+        conn: &mut Conn,
+        f: &Function,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) -> mlua::Result<MultiValue> {
+        let real = self.lua.globals();
+        let seq = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, self.lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        real.raw_set("KEYS", seq(keys)?)?;
+        real.raw_set("ARGV", seq(argv)?)?;
+        let ctx = RefCell::new(CallCtx {
+            sh,
+            conn,
+            read_only,
+        });
+        let resp = self.resp.clone();
+        let redis = self.redis.clone();
+        let run = self.run.clone();
+        self.lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: MultiValue| {
+                let mut c = ctx.borrow_mut();
+                match redis_call(lua, &mut c, args, resp.get() == 3) {
+                    (Value::Table(t), true) => {
+                        let msg: String = t.raw_get("err").unwrap_or_default();
+                        Err(mlua::Error::RuntimeError(format!("{REPLY_MARK}{msg}")))
+                    }
+                    (v, _) => Ok(v),
+                }
+            })?;
+            let pcall = scope.create_function(|lua, args: MultiValue| {
+                let mut c = ctx.borrow_mut();
+                Ok(redis_call(lua, &mut c, args, resp.get() == 3).0)
+            })?;
+            redis.raw_set("call", call)?;
+            redis.raw_set("pcall", pcall)?;
+            let r = run.call::<MultiValue>(f.clone());
+            redis.raw_set("call", Value::Nil)?;
+            redis.raw_set("pcall", Value::Nil)?;
+            r
+        })
+    }
+}
+
+fn error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// An error as `redis.call` returns it to the glue: `{err=msg}` and true.
+fn call_error(lua: &Lua, msg: &str) -> (Value, bool) {
+    match lua.create_table().and_then(|t| {
+        t.raw_set("err", msg)?;
+        Ok(t)
+    }) {
+        Ok(t) => (Value::Table(t), true),
+        Err(_) => (Value::Nil, true),
+    }
+}
+
+/// `redis.call`/`redis.pcall`: runs one command; returns its reply as a
+/// Lua value, and whether that reply is an error.
+fn redis_call(lua: &Lua, c: &mut CallCtx, args: MultiValue, resp3: bool) -> (Value, bool) {
+    if args.is_empty() {
+        return call_error(
+            lua,
+            "ERR Please specify at least one argument for this redis lib call",
+        );
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for a in args {
+        let s = match a {
+            Value::String(s) => Some(s),
+            v @ (Value::Integer(_) | Value::Number(_)) => lua.coerce_string(v).ok().flatten(),
+            _ => None,
+        };
+        match s {
+            Some(s) => argv.push(s.as_bytes().to_vec()),
+            None => {
+                return call_error(
+                    lua,
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                )
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let Some((_, spec)) = cmd::table().get(refs[0]) else {
+        return call_error(lua, "ERR Unknown Redis command called from script");
+    };
+    if !spec.arity_ok(refs.len()) {
+        return call_error(
+            lua,
+            "ERR Wrong number of args calling Redis command from script",
+        );
+    }
+    let flags = command_flags(spec, &refs);
+    if flags & cmd::NOSCRIPT != 0 {
+        return call_error(lua, "ERR This Redis command is not allowed from script");
+    }
+    if c.read_only && flags & cmd::WRITE != 0 {
+        return call_error(
+            lua,
+            "ERR Write commands are not allowed from read-only scripts.",
+        );
+    }
+    let mut buf = Vec::new();
+    c.conn.resp3 = resp3;
+    c.sh.exec_one(c.conn, &mut Out::new(&mut buf, resp3), spec, &refs);
+    match convert::reply_to_lua(lua, &buf) {
+        Ok(v) => v,
+        Err(e) => call_error(lua, &format!("ERR {}", error_text(&e))),
+    }
+}
+
+/// A command's flags, its subcommand's for a container command.
+fn command_flags(spec: &CmdSpec, args: &[&[u8]]) -> u32 {
+    if spec.subs.is_empty() || args.len() < 2 {
+        return spec.flags;
+    }
+    spec.subs
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(args[1]))
+        .map(|s| s.flags | (spec.flags & cmd::NOSCRIPT))
+        .unwrap_or(spec.flags)
+}
+
+/// Runs `f` with this shard's Lua state, creating it (again after SCRIPT
+/// FLUSH) when needed.
+fn with_engine(out: &mut Out, f: impl FnOnce(&mut Engine, &mut Out)) {
+    let cur = GENERATION.load(Ordering::SeqCst);
+    let taken = ENGINE.with(|e| e.borrow_mut().take());
+    let mut eng = match taken {
+        Some(e) if e.generation == cur => e,
+        _ => match Engine::new() {
+            Ok(e) => e,
+            Err(e) => return out.err(&format!("Error creating the Lua state: {e}")),
+        },
+    };
+    f(&mut eng, out);
+    ENGINE.with(|e| *e.borrow_mut() = Some(eng));
+}
+
+/// Compiles a script on this shard (SCRIPT LOAD) and caches it. Returns its
+/// SHA1, or writes the compile error.
+pub fn load(out: &mut Out, body: &[u8]) -> Option<String> {
+    let sha = sha1hex(body);
+    let mut ok = false;
+    with_engine(out, |eng, out| match eng.function(&sha, body) {
+        Ok(_) => ok = true,
+        Err(m) => out.err(&format!("Error compiling script (new function): {m}")),
+    });
+    if ok {
+        cache_put(&sha, body);
+        Some(sha)
+    } else {
+        None
+    }
+}
+
+/// EVAL and friends: `body` is the source for EVAL, None for EVALSHA
+/// (then `sha` must be in the cache).
+#[allow(clippy::too_many_arguments)]
+pub fn eval(
+    sh: &mut Shard,
+    conn: &mut Conn,
+    out: &mut Out,
+    sha: &str,
+    body: Option<&[u8]>,
+    keys: &[&[u8]],
+    argv: &[&[u8]],
+    read_only: bool,
+) {
+    let body: Arc<[u8]> = match body {
+        Some(b) => b.into(),
+        None => match cache_get(sha) {
+            Some(b) => b,
+            None => return out.error("NOSCRIPT No matching script. Please use EVAL."),
+        },
+    };
+    with_engine(out, |eng, out| {
+        let f = match eng.function(sha, &body) {
+            Ok(f) => f,
+            Err(m) => return out.err(&format!("Error compiling script (new function): {m}")),
+        };
+        cache_put(sha, &body);
+        if sh.n == 1 {
+            return eng.run(sh, conn, out, sha, &f, keys, argv, read_only);
+        }
+        // Several shards: hold every shard whole for the whole script, so
+        // it is atomic even when it touches keys it did not declare.
+        let sets = (0..sh.n).map(|s| (s, LockSet::All)).collect();
+        sh.tx_with(sets, |tx| {
+            eng.run(tx.sh, conn, out, sha, &f, keys, argv, read_only)
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_matches_redis() {
+        assert_eq!(sha1hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            sha1hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+    }
+
+    #[test]
+    fn rand48_is_the_drand48_sequence() {
+        // lrand48() after srand48(0), as glibc computes it.
+        let mut r = Rand48::new(0);
+        assert_eq!(r.next(), 366850414);
+        assert_eq!(r.next(), 1610402240);
+        // Unseeded, as redis-server's first math.random() (0.39646477363839).
+        let mut r = Rand48::DEFAULT;
+        assert_eq!(r.next() as f64 / 2147483647.0, 0.3964647736383904);
+    }
+}
