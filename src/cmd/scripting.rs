@@ -165,7 +165,13 @@ fn script_cmd(c: &mut SrvCtx, args: &[&[u8]]) {
             script::cache_flush();
             c.out.ok();
         }
-        "kill" => c.out.error("NOTBUSY No scripts in execution right now."),
+        "kill" => match crate::script::kill() {
+            crate::script::Kill::Killed => c.out.ok(),
+            crate::script::Kill::NotBusy => c.out.error("NOTBUSY No scripts in execution right now."),
+            crate::script::Kill::Unkillable => c.out.error(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+            ),
+        },
         _ => help_reply(
             &mut c.out,
             "SCRIPT",

@@ -19,7 +19,7 @@ mod libs;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
@@ -45,6 +45,74 @@ type Cache = RwLock<HashMap<String, Arc<[u8]>>>;
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The script running on a shard, as other shards see it (SCRIPT KILL,
+/// BUSY replies).
+pub struct Running {
+    /// When it started (Unix ms); 0 = no script running.
+    pub since_ms: AtomicU64,
+    /// It ran a write command (it can no longer be killed).
+    pub wrote: AtomicBool,
+    /// SCRIPT KILL asked it to stop.
+    pub kill: AtomicBool,
+}
+
+const IDLE: Running = Running {
+    since_ms: AtomicU64::new(0),
+    wrote: AtomicBool::new(false),
+    kill: AtomicBool::new(false),
+};
+
+/// One entry per shard (shard ids wrap at this size).
+pub static RUNNING: [Running; 1024] = [IDLE; 1024];
+
+fn running(shard: usize) -> &'static Running {
+    &RUNNING[shard % RUNNING.len()]
+}
+
+/// Scripts running now, on all shards.
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a script runs somewhere (one relaxed load: dispatch's check).
+#[inline]
+pub fn any_running() -> bool {
+    ACTIVE.load(Ordering::Relaxed) > 0
+}
+
+/// Whether some shard runs a script that started more than `ms` ago.
+pub fn busy_for(ms: u64) -> bool {
+    if !any_running() {
+        return false;
+    }
+    let now = crate::util::now_ms();
+    RUNNING.iter().any(|r| {
+        let t = r.since_ms.load(Ordering::Relaxed);
+        t != 0 && now.saturating_sub(t) >= ms
+    })
+}
+
+/// SCRIPT KILL: stops a running script that has not written.
+pub enum Kill {
+    Killed,
+    NotBusy,
+    Unkillable,
+}
+
+pub fn kill() -> Kill {
+    let mut r = Kill::NotBusy;
+    for x in RUNNING.iter() {
+        if x.since_ms.load(Ordering::Acquire) == 0 {
+            continue;
+        }
+        if x.wrote.load(Ordering::Acquire) {
+            r = Kill::Unkillable;
+        } else {
+            x.kill.store(true, Ordering::Release);
+            return Kill::Killed;
+        }
+    }
+    r
+}
 
 fn cache() -> &'static Cache {
     CACHE.get_or_init(Default::default)
@@ -416,7 +484,26 @@ impl Engine {
         let resp = self.resp.clone();
         let redis = self.redis.clone();
         let run = self.run.clone();
-        self.lua.scope(|scope| {
+        // SCRIPT KILL (sent on another shard) is noticed every 10,000
+        // instructions.
+        let me = running(ctx.borrow().sh.id);
+        me.wrote.store(false, Ordering::Release);
+        me.kill.store(false, Ordering::Release);
+        me.since_ms.store(crate::util::now_ms(), Ordering::Release);
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        self.lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(10_000),
+            move |_, _| {
+                if me.kill.load(Ordering::Acquire) {
+                    Err(mlua::Error::RuntimeError(
+                        "Script killed by user with SCRIPT KILL...".into(),
+                    ))
+                } else {
+                    Ok(mlua::VmState::Continue)
+                }
+            },
+        )?;
+        let r = self.lua.scope(|scope| {
             let call = scope.create_function(|lua, args: MultiValue| {
                 let mut c = ctx.borrow_mut();
                 match redis_call(lua, &mut c, args, resp.get() == 3) {
@@ -437,7 +524,11 @@ impl Engine {
             redis.raw_set("call", Value::Nil)?;
             redis.raw_set("pcall", Value::Nil)?;
             r
-        })
+        });
+        self.lua.remove_hook();
+        me.since_ms.store(0, Ordering::Release);
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        r
     }
 }
 
@@ -505,6 +596,9 @@ fn redis_call(lua: &Lua, c: &mut CallCtx, args: MultiValue, resp3: bool) -> (Val
             lua,
             "ERR Write commands are not allowed from read-only scripts.",
         );
+    }
+    if flags & cmd::WRITE != 0 {
+        running(c.sh.id).wrote.store(true, Ordering::Release);
     }
     let mut buf = Vec::new();
     c.conn.resp3 = resp3;

@@ -59,6 +59,7 @@ impl Global {
             client_query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             obuf_normal: crate::config::obuf_limit(c.get("client-output-buffer-limit"), "normal"),
             obuf_pubsub: crate::config::obuf_limit(c.get("client-output-buffer-limit"), "pubsub"),
+            busy_reply_ms: c.get("busy-reply-threshold").parse().unwrap_or(5000),
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
             enc: crate::shard::keyspace::EncCfg {

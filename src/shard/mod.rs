@@ -130,6 +130,9 @@ pub struct ShardCfg {
     pub client_query_buffer_limit: usize,
     /// client-output-buffer-limit of the normal class.
     pub obuf_normal: crate::conn::OutLimit,
+    /// busy-reply-threshold (ms): past it, commands that would wait for a
+    /// running script get -BUSY.
+    pub busy_reply_ms: u64,
     /// client-output-buffer-limit of the pubsub class (subscribed clients).
     pub obuf_pubsub: crate::conn::OutLimit,
     pub databases: usize,
@@ -626,6 +629,19 @@ impl Shard {
             )
         {
             self.queue_in_multi(conn, &mut out, ci, spec, args);
+            self.finish_reply(conn, direct, skip, scratch);
+            return Flow::Next;
+        }
+        if crate::script::any_running()
+            && crate::script::busy_for(self.cfg.busy_reply_ms)
+            && crate::metrics::effective_flags(spec, args).is_none_or(|f| f & cmd::ALLOW_BUSY == 0)
+        {
+            // A script has run past busy-reply-threshold (on another
+            // shard: this one would not be dispatching).
+            out.error(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            );
+            self.count_error("BUSY");
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
         }

@@ -357,9 +357,20 @@ impl Shard {
     /// a keyed one running here whose keys are locked, or any command
     /// while a transaction holds the whole shard. (Commands spanning
     /// shards take their own locks and queue behind.)
-    pub(super) fn must_wait_for_locks(&self, spec: &CmdSpec, args: &[&[u8]], db: usize) -> bool {
+    pub(super) fn must_wait_for_locks(
+        &self,
+        spec: &'static CmdSpec,
+        args: &[&[u8]],
+        db: usize,
+    ) -> bool {
         match spec.run {
-            Run::Srv(_) => self.locks.all_granted(),
+            // SCRIPT KILL, SHUTDOWN, AUTH, ... run even while a script or a
+            // whole-shard transaction holds this shard.
+            Run::Srv(_) => {
+                self.locks.all_granted()
+                    && crate::metrics::effective_flags(spec, args)
+                        .is_none_or(|f| f & cmd::ALLOW_BUSY == 0)
+            }
             Run::Key(_) | Run::KeyMulti(..) => {
                 let mut here = true;
                 let mut blocked = false;

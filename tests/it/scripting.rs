@@ -555,3 +555,79 @@ fn select_inside_a_script_does_not_leak_to_the_client() {
     );
     assert_eq!(ok(&mut c, &["GET", "k"]), bulk("db0"));
 }
+
+/// A runaway script on one shard: other shards answer -BUSY past
+/// busy-reply-threshold, SCRIPT KILL stops it while it has not written,
+/// and refuses (UNKILLABLE) once it has.
+#[test]
+fn script_kill_and_busy_replies() {
+    let srv = Server::ringkv(2, &[]);
+    let mut admin = srv.client();
+    ok(
+        &mut admin,
+        &["CONFIG", "SET", "busy-reply-threshold", "100"],
+    );
+    let c = |args: &[&str]| {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        resp_cmd(&a)
+    };
+    let mut a = RawConn::connect(srv.port());
+    a.send(&c(&[
+        "EVAL",
+        "local i = 0 while true do i = i + 1 end",
+        "0",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    // Connections land on either shard; one on the other shard answers.
+    let mut other = None;
+    for _ in 0..32 {
+        let mut o = RawConn::connect(srv.port());
+        o.send(&c(&["GET", "k"]));
+        let r = o.read_len(1, Duration::from_millis(300));
+        if !r.is_empty() {
+            assert!(
+                r.starts_with(b"-BUSY Redis is busy running a script."),
+                "{}",
+                String::from_utf8_lossy(&r)
+            );
+            other = Some(o);
+            break;
+        }
+    }
+    let mut o = other.expect("a connection on the shard without the script");
+    o.send(&c(&["SCRIPT", "KILL"]));
+    o.expect(b"+OK\r\n");
+    let r = a.read_len(1, Duration::from_secs(10));
+    assert!(
+        r.starts_with(b"-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    o.send(&c(&["SCRIPT", "KILL"]));
+    o.expect(b"-NOTBUSY No scripts in execution right now.\r\n");
+    // After a write it cannot be killed; it runs to its end.
+    a.send(&c(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], '1') local i = 0 while i < 50000000 do i = i + 1 end return i",
+        "1",
+        "w",
+    ]));
+    let t0 = Instant::now();
+    loop {
+        o.send(&c(&["SCRIPT", "KILL"]));
+        let r = o.read_len(1, Duration::from_secs(10));
+        if r.starts_with(b"-UNKILLABLE") {
+            break;
+        }
+        // Not started yet (NOTBUSY): try again.
+        assert!(
+            r.starts_with(b"-NOTBUSY"),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.expect(b":50000000\r\n");
+    assert_eq!(ok(&mut admin, &["GET", "w"]), bulk("1"));
+}
