@@ -57,14 +57,14 @@ pub struct Running {
     pub kill: AtomicBool,
 }
 
-const IDLE: Running = Running {
-    since_ms: AtomicU64::new(0),
-    wrote: AtomicBool::new(false),
-    kill: AtomicBool::new(false),
-};
-
 /// One entry per shard (shard ids wrap at this size).
-pub static RUNNING: [Running; 1024] = [IDLE; 1024];
+pub static RUNNING: [Running; 1024] = [const {
+    Running {
+        since_ms: AtomicU64::new(0),
+        wrote: AtomicBool::new(false),
+        kill: AtomicBool::new(false),
+    }
+}; 1024];
 
 fn running(shard: usize) -> &'static Running {
     &RUNNING[shard % RUNNING.len()]
