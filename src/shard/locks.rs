@@ -25,6 +25,16 @@
 
 use hashbrown::{HashMap, HashSet};
 
+/// A borrowed (db, key), to look keys up without copying them.
+#[derive(Hash)]
+pub struct KeyRef<'a>(pub usize, pub &'a [u8]);
+
+impl hashbrown::Equivalent<(usize, Vec<u8>)> for KeyRef<'_> {
+    fn equivalent(&self, k: &(usize, Vec<u8>)) -> bool {
+        self.0 == k.0 && self.1 == k.1.as_slice()
+    }
+}
+
 /// What a transaction locks on one shard.
 #[derive(Clone, Debug)]
 pub enum LockSet {
@@ -94,8 +104,7 @@ impl Locks {
     /// Whether an ordinary command touching `key` must wait.
     pub fn blocks(&self, db: usize, key: &[u8]) -> bool {
         self.granted_all > 0
-            || (!self.granted_keys.is_empty()
-                && self.granted_keys.contains_key(&(db, key.to_vec())))
+            || (!self.granted_keys.is_empty() && self.granted_keys.contains_key(&KeyRef(db, key)))
     }
 
     /// Requests a lock for transaction `seq` coordinated by shard `coord`.
@@ -183,6 +192,20 @@ mod tests {
 
     fn keys(ks: &[&str]) -> LockSet {
         LockSet::Keys(ks.iter().map(|k| (0, k.as_bytes().to_vec())).collect())
+    }
+
+    #[test]
+    fn borrowed_keys_find_owned_ones() {
+        use std::hash::BuildHasher;
+        let m: HashMap<(usize, Vec<u8>), u64> = [((3, b"abc".to_vec()), 1)].into_iter().collect();
+        assert!(m.contains_key(&KeyRef(3, b"abc")));
+        assert!(!m.contains_key(&KeyRef(3, b"ab")));
+        assert!(!m.contains_key(&KeyRef(2, b"abc")));
+        let h = m.hasher();
+        assert_eq!(
+            h.hash_one(KeyRef(3, b"abc")),
+            h.hash_one((3usize, b"abc".to_vec()))
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Keyspace {
     pub(crate) fn touch_watched(&mut self, db: usize, key: &[u8], quiet: bool) {
         // Callers check `watched.is_empty()` first; the key is only
         // copied when someone watches something.
-        let Some(recs) = self.watched.get_mut(&(db, key.to_vec())) else {
+        let Some(recs) = self.watched.get_mut(&super::locks::KeyRef(db, key)) else {
             return;
         };
         for r in recs.iter_mut() {
@@ -104,7 +104,7 @@ impl Keyspace {
     /// command then records a write.
     #[inline]
     pub(crate) fn watch_note_get_mut(&mut self, db: usize, key: &[u8]) {
-        if !self.watched.is_empty() && self.watched.contains_key(&(db, key.to_vec())) {
+        if !self.watched.is_empty() && self.watched.contains_key(&super::locks::KeyRef(db, key)) {
             self.watch_pending.push((db, key.to_vec(), self.dirty));
         }
     }

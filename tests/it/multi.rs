@@ -1362,54 +1362,6 @@ assert r.pipeline(transaction=True).execute() == []
 print("ok")
 "#;
 
-fn python_with_redis() -> Option<std::path::PathBuf> {
-    let Some(py) = find_tool("python3") else {
-        eprintln!(
-            "!!!!! SKIPPED: python3 is not installed, redis-py transaction test not run !!!!!"
-        );
-        return None;
-    };
-    let out = Command::new(&py)
-        .args(["-c", "import redis; print(redis.__version__)"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python3 cannot `import redis` (apt-get install python3-redis, or pip install redis): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(py)
-}
-
-fn run_py(py: &std::path::Path, port: u16, label: &str) {
-    let dir = std::env::temp_dir().join(format!("ringkv-multi-py-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("test_tx.py");
-    std::fs::write(&script, PY_TX).unwrap();
-    let mut child = Command::new(py)
-        .arg(&script)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{label}: redis-py script hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.ends_with(b"ok\n"),
-        "{label}: redis-py script failed\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// redis-py: pipeline(transaction=True), transaction() with WATCH retries
 /// under concurrent writers, and WATCH/MULTI by hand.
 #[test]
@@ -1418,11 +1370,17 @@ fn redis_py_transactions() {
         return;
     };
     if let Some(redis) = Server::redis() {
-        run_py(&py, redis.port(), "redis-server");
+        run_py(&py, "test_tx.py", PY_TX, redis.port(), "redis-server");
     }
     for shards in [1, 4] {
         let server = Server::ringkv(shards, &[]);
-        run_py(&py, server.port(), &format!("ringkv --shards {shards}"));
+        run_py(
+            &py,
+            "test_tx.py",
+            PY_TX,
+            server.port(),
+            &format!("ringkv --shards {shards}"),
+        );
     }
 }
 

@@ -291,3 +291,27 @@ fn a_subscriber_that_never_reads_is_dropped_at_the_pubsub_limit() {
     }
     assert_eq!(numsub, arr(vec![bulk("big"), int(1)]));
 }
+
+/// redis-py's PubSub (get_message, run_in_thread callbacks, patterns,
+/// sharded channels; RESP3 too with redis-py 5+) against redis-server and
+/// ringkv with 1 and 3 shards.
+#[test]
+fn redis_py_pubsub() {
+    let Some(py) = python_with_redis() else {
+        return;
+    };
+    let script = include_str!("py/test_pubsub.py");
+    if let Some(redis) = Server::redis() {
+        run_py(&py, "test_pubsub.py", script, redis.port(), "redis-server");
+    }
+    for shards in [1, 3] {
+        let srv = Server::ringkv(shards, &[]);
+        run_py(
+            &py,
+            "test_pubsub.py",
+            script,
+            srv.port(),
+            &format!("ringkv --shards {shards}"),
+        );
+    }
+}

@@ -797,3 +797,53 @@ impl Server {
         }))
     }
 }
+
+/// python3 with redis-py importable; None (with a loud message) only when
+/// python3 itself is missing. Fails when redis-py cannot be imported.
+pub fn python_with_redis() -> Option<std::path::PathBuf> {
+    let Some(py) = find_tool("python3") else {
+        eprintln!("!!!!! SKIPPED: python3 is not installed, redis-py test not run !!!!!");
+        return None;
+    };
+    let out = Command::new(&py)
+        .args(["-c", "import redis; print(redis.__version__)"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python3 cannot `import redis` (apt-get install python3-redis, or pip install redis): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(py)
+}
+
+/// Runs a redis-py script (`text`, saved as `name`) against `port`; it
+/// must exit 0 and print `ok` last.
+pub fn run_py(py: &std::path::Path, name: &str, text: &str, port: u16, label: &str) {
+    let dir = std::env::temp_dir().join(format!("ringkv-py-{}-{}", std::process::id(), name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join(name);
+    std::fs::write(&script, text).unwrap();
+    let mut child = Command::new(py)
+        .arg(&script)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{label}: redis-py script hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.ends_with(b"ok\n"),
+        "{label}: redis-py script failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
