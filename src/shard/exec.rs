@@ -262,39 +262,32 @@ impl Shard {
             Run::Key(f) => (f, None),
             Run::KeyMulti(f, m) => (f, Some(m)),
         };
-        let mut target = None;
-        let mut spans = false;
-        for p in spec.key_positions(args) {
-            let s = self.shard_of(args[p]);
-            match target {
-                None => target = Some(s),
-                Some(t) if t != s => spans = true,
-                _ => {}
-            }
-        }
-        if spans {
-            match multi {
-                Some(m) => {
-                    let mut ctx = SrvCtx {
-                        sh: self,
-                        conn,
-                        out: Out::new(out.buf, resp3),
-                    };
-                    m(&mut ctx, args);
-                    self.ks.settle_watch();
-                    // A blocking command across shards asks this shard's
-                    // keyspace to park the client: answer empty instead
-                    // (left there, it would park the EXEC itself).
-                    if self.ks.block_request.take().is_some() {
-                        empty_reply(out, resp3, spec);
+        let s = match self.route(spec, args) {
+            Route::Local => self.id,
+            Route::Remote(s) => s,
+            Route::Multi => {
+                match multi {
+                    Some(m) => {
+                        let mut ctx = SrvCtx {
+                            sh: self,
+                            conn,
+                            out: Out::new(out.buf, resp3),
+                        };
+                        m(&mut ctx, args);
+                        self.ks.settle_watch();
+                        // A blocking command across shards asks this shard's
+                        // keyspace to park the client: answer empty instead
+                        // (left there, it would park the EXEC itself).
+                        if self.ks.block_request.take().is_some() {
+                            empty_reply(out, resp3, spec);
+                        }
                     }
+                    None => out.error("CROSSSLOT Keys in request don't hash to the same slot"),
                 }
-                None => out.error("CROSSSLOT Keys in request don't hash to the same slot"),
+                return;
             }
-            return;
-        }
+        };
         let db = conn.db;
-        let s = target.unwrap_or(self.id);
         if s == self.id {
             let mut ctx = Ctx {
                 ks: &mut self.ks,

@@ -33,15 +33,7 @@ impl Shard {
                 if self.exec_must_wait(&call) {
                     // Its keys are locked by a transaction (or requests
                     // deferred before it wait): keep the order.
-                    self.lock_deferred.push_back((
-                        from,
-                        Msg::Exec {
-                            conn,
-                            gen,
-                            seq,
-                            call,
-                        },
-                    ));
+                    self.lock_deferred.push_back((from, conn, gen, seq, call));
                 } else {
                     self.run_exec_msg(from, conn, gen, seq, &call);
                 }

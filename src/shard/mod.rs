@@ -158,7 +158,8 @@ pub struct Shard {
     /// Per-key intent locks of multi-shard transactions (shard/locks.rs).
     pub locks: locks::Locks,
     /// Requests from other shards that wait for locks, in arrival order.
-    lock_deferred: VecDeque<(usize, Msg)>,
+    /// (from, conn, gen, seq, command) of each `Msg::Exec` deferred.
+    lock_deferred: VecDeque<(usize, u32, u32, u64, Box<mesh::ExecCall>)>,
     /// This shard's connections whose next command waits for a lock.
     lock_wait: Vec<u32>,
     /// Keys that got data for blocked clients while locked (served after).

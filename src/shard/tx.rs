@@ -97,13 +97,12 @@ impl Shard {
         let mut shards = shards.to_vec();
         shards.sort_unstable();
         shards.dedup();
-        let hint = self.tx_keys.clone();
+        let hint = self.tx_keys.as_deref().unwrap_or_default();
         let sets = shards
             .iter()
             .map(|&s| {
                 let keys: hashbrown::HashSet<(usize, Vec<u8>)> = hint
                     .iter()
-                    .flatten()
                     .filter(|(_, k)| self.shard_of(k) == s)
                     .cloned()
                     .collect();
@@ -240,22 +239,11 @@ impl Shard {
     /// Runs deferred requests whose keys are free again (in order), and
     /// lets local clients and blocked-client wake-ups that waited retry.
     fn after_unlock(&mut self) {
-        while let Some((from, m)) = self.lock_deferred.pop_front() {
-            let free = match &m {
-                Msg::Exec { call, .. } => !self.exec_blocked(call),
-                _ => true,
-            };
-            if !free {
-                self.lock_deferred.push_front((from, m));
+        while let Some((.., call)) = self.lock_deferred.front() {
+            if self.exec_blocked(call) {
                 break;
             }
-            if let Msg::Exec {
-                conn,
-                gen,
-                seq,
-                call,
-            } = m
-            {
+            if let Some((from, conn, gen, seq, call)) = self.lock_deferred.pop_front() {
                 self.run_exec_msg(from, conn, gen, seq, &call);
             }
         }

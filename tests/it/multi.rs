@@ -42,13 +42,7 @@ fn args(xs: &[&str]) -> Args {
 }
 
 fn encode(args: &Args) -> Vec<u8> {
-    let mut v = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b"\r\n");
-    }
-    v
+    resp_cmd(&args.iter().map(|a| a.as_slice()).collect::<Vec<_>>())
 }
 
 fn show(args: &Args) -> String {
