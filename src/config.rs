@@ -521,6 +521,10 @@ impl Config {
             }
             v = format_obuf_limits(&all);
         }
+        if p.name == "notify-keyspace-events" {
+            let f = crate::notify::parse(&v).ok_or_else(|| crate::notify::BAD_CLASS.to_string())?;
+            v = crate::notify::canonical(f);
+        }
         self.values.insert(p.name, v);
         Ok(p)
     }

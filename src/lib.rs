@@ -15,6 +15,7 @@ pub mod conn;
 pub mod io;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod persist;
 pub mod rdb;
 pub mod resp;

@@ -8,6 +8,7 @@
 //! The data structure and its encodings live in [`crate::types::hash`].
 
 use super::{CmdSpec, Ctx, Run, DENYOOM, FAST, READONLY, WRITE};
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::{EncCfg, Keyspace};
 use crate::types::hash::{Elem, Hash};
@@ -109,10 +110,16 @@ fn read<'a>(
 /// `hashTypeLookupWriteOrCreate`: a missing key gets a new hash, stored
 /// only if `f` leaves it non-empty; another type replies WRONGTYPE. `f`
 /// replies and returns the number of writes it made (for `dirty`).
-fn update(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Hash, &mut Out, &EncCfg) -> u64) {
+/// A change records the keyspace event `event`.
+fn update(
+    ctx: &mut Ctx,
+    key: &[u8],
+    event: &'static str,
+    f: impl FnOnce(&mut Hash, &mut Out, &EncCfg) -> u64,
+) {
     let db = ctx.db;
     let enc = ctx.ks.enc;
-    match ctx.ks.get_mut(db, key) {
+    let n = match ctx.ks.get_mut(db, key) {
         Some(v) => {
             let Some(h) = hash_mut(v) else {
                 ctx.out.wrongtype();
@@ -120,6 +127,7 @@ fn update(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Hash, &mut Out, &EncCfg
             };
             let n = f(h, &mut ctx.out, &enc);
             ctx.ks.touch_write(n);
+            n
         }
         None => {
             let mut h = Hash::new();
@@ -128,7 +136,11 @@ fn update(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Hash, &mut Out, &EncCfg
                 ctx.ks.set(db, key, Value::Hash(Box::new(h)), false);
                 ctx.ks.touch_write(n.saturating_sub(1));
             }
+            n
         }
+    };
+    if n > 0 {
+        ctx.ks.notify(N::HASH, event, db, key);
     }
 }
 
@@ -172,7 +184,7 @@ fn hset_generic(ctx: &mut Ctx, args: &[&[u8]], name: &str) {
         return;
     }
     let is_hset = name == "hset";
-    update(ctx, args[1], |h, out, enc| {
+    update(ctx, args[1], "hset", |h, out, enc| {
         let mut added = 0;
         for p in args[2..].chunks_exact(2) {
             added += set_field(h, enc, p[0], p[1]) as i64;
@@ -196,7 +208,7 @@ fn hmset(ctx: &mut Ctx, args: &[&[u8]]) {
 
 fn hsetnx(ctx: &mut Ctx, args: &[&[u8]]) {
     let (field, value) = (args[2], args[3]);
-    update(ctx, args[1], |h, out, enc| {
+    update(ctx, args[1], "hset", |h, out, enc| {
         if h.contains(field) {
             out.int(0);
             0
@@ -227,12 +239,19 @@ fn hdel(ctx: &mut Ctx, args: &[&[u8]]) {
             }
         }
     }
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if emptied {
         // The key goes with its last field (delete counts one write).
         ctx.ks.delete(db, key);
         ctx.ks.touch_write(deleted - 1);
     } else {
         ctx.ks.touch_write(deleted);
+    }
+    if deleted > 0 {
+        ctx.ks.notify(N::HASH, "hdel", db, key);
+        if emptied {
+            ctx.ks.notify(N::GENERIC, "del", db, key);
+        }
     }
     ctx.out.int(deleted as i64);
 }
@@ -243,7 +262,7 @@ fn hincrby(ctx: &mut Ctx, args: &[&[u8]]) {
         return;
     };
     let field = args[2];
-    update(ctx, args[1], |h, out, enc| {
+    update(ctx, args[1], "hincrby", |h, out, enc| {
         let cur = match h.get(field) {
             None => 0,
             Some(e) => match e.as_int() {
@@ -277,7 +296,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) {
         }
     };
     let field = args[2];
-    update(ctx, args[1], |h, out, enc| {
+    update(ctx, args[1], "hincrbyfloat", |h, out, enc| {
         let cur = match h.get(field) {
             None => ld::Num::Finite(ld::F80::ZERO),
             Some(Elem::Int(n)) => ld::Num::Finite(ld::F80::from_i64(n)),

@@ -12,6 +12,7 @@
 use crate::cmd::{
     CmdSpec, Ctx, Run, SrvCtx, SubSpec, DENYOOM, FAST, LOADING, READONLY, STALE, WRITE,
 };
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::Shard;
@@ -107,7 +108,11 @@ fn write_keys(out: &mut Out, keys: &[Vec<u8>]) {
 // ----- DEL / UNLINK / EXISTS / TOUCH ----------------------------------------
 
 fn del_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
-    ks.delete(db, key)
+    let done = ks.delete(db, key);
+    if done {
+        ks.notify(N::GENERIC, "del", db, key);
+    }
+    done
 }
 
 /// EXISTS and TOUCH look keys up for reading (hits and misses count).
@@ -223,8 +228,10 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], relative: bool, secs: bool) {
     }
     if when <= now {
         ctx.ks.delete(db, key);
+        ctx.ks.notify(N::GENERIC, "del", db, key);
     } else {
         ctx.ks.set_expire(db, key, when as u64);
+        ctx.ks.notify(N::GENERIC, "expire", db, key);
     }
     ctx.out.int(1);
 }
@@ -283,6 +290,9 @@ fn pexpiretime_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
 fn persist_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
     let (db, key) = (ctx.db, args[1]);
     let r = ctx.ks.exists(db, key) && ctx.ks.persist(db, key);
+    if r {
+        ctx.ks.notify(N::GENERIC, "persist", db, key);
+    }
     ctx.out.int(r as i64);
 }
 
@@ -507,7 +517,11 @@ fn rename_local(
         return Ok(false);
     }
     let (v, ttl) = ks.take(db, src).ok_or(())?;
+    // Redis deletes the destination and adds the key anew ("new" fires).
+    ks.delete(db, dst);
     ks.put(db, dst, v, ttl);
+    ks.notify(N::GENERIC, "rename_from", db, src);
+    ks.notify(N::GENERIC, "rename_to", db, dst);
     Ok(true)
 }
 
@@ -551,11 +565,17 @@ fn rename_multi(ctx: &mut SrvCtx, args: &[&[u8]], nx: bool) {
             }
         }
         let (v, ttl) = tx
-            .run(ss, move |sh: &mut Shard| sh.ks.take(db, &src))
+            .run(ss, move |sh: &mut Shard| {
+                let r = sh.ks.take(db, &src);
+                sh.ks.notify(N::GENERIC, "rename_from", db, &src);
+                r
+            })
             .ok_or(())?;
         tx.run(ds, move |sh: &mut Shard| {
             sh.ks.now = now;
+            sh.ks.delete(db, &dst);
             sh.ks.put(db, &dst, v, ttl);
+            sh.ks.notify(N::GENERIC, "rename_to", db, &dst);
         });
         Ok(true)
     });
@@ -620,7 +640,9 @@ fn copy_into(
     if !replace && ks.exists(db, key) {
         return false;
     }
+    ks.delete(db, key);
     ks.put(db, key, item.0, item.1);
+    ks.notify(N::GENERIC, "copy_to", db, key);
     true
 }
 
@@ -678,6 +700,8 @@ fn move_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
     match ctx.ks.take(db, key) {
         Some((v, ttl)) => {
             ctx.ks.put(dst_db, key, v, ttl);
+            ctx.ks.notify(N::GENERIC, "move_from", db, key);
+            ctx.ks.notify(N::GENERIC, "move_to", dst_db, key);
             ctx.out.int(1);
         }
         None => ctx.out.int(0),

@@ -23,6 +23,7 @@ use super::{
     numkeys_positions, CmdSpec, Ctx, GetKeysFn, Run, SrvCtx, BLOCKING, DENYOOM, FAST, NOSCRIPT,
     READONLY, WRITE,
 };
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::Shard;
@@ -192,7 +193,32 @@ fn push_vals(
         }
     };
     ks.signal_ready(db, key);
+    ks.notify(N::LIST, push_event(front), db, key);
     Ok(Some(len))
+}
+
+fn push_event(front: bool) -> &'static str {
+    if front {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+fn pop_event(front: bool) -> &'static str {
+    if front {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
+/// The events of a pop: the pop itself, then `del` if the list emptied.
+fn notify_pop(ks: &mut Keyspace, db: usize, key: &[u8], front: bool, emptied: bool) {
+    ks.notify(N::LIST, pop_event(front), db, key);
+    if emptied {
+        ks.notify(N::GENERIC, "del", db, key);
+    }
 }
 
 #[inline]
@@ -257,6 +283,7 @@ fn pop_key_reply(
     if empty {
         ks.delete(db, key);
     }
+    notify_pop(ks, db, key, front, empty);
 }
 
 /// Pops up to `count` elements (one if None) from the list at `key` and
@@ -283,6 +310,7 @@ fn pop_owned(
     if empty {
         ks.delete(db, key);
     }
+    notify_pop(ks, db, key, front, empty);
     vals
 }
 
@@ -436,6 +464,7 @@ fn pop_cmd(ctx: &mut Ctx, args: &[&[u8]], front: bool) {
     if empty {
         ctx.ks.delete(db, key);
     }
+    notify_pop(ctx.ks, db, key, front, empty);
 }
 
 fn lpop(ctx: &mut Ctx, args: &[&[u8]]) {
@@ -585,6 +614,7 @@ fn lset(ctx: &mut Ctx, args: &[&[u8]]) {
     match resolve_index(index, l.len()) {
         Some(i) if l.set(i, args[3]) => {
             ctx.ks.touch_write(1);
+            ctx.ks.notify(N::LIST, "lset", ctx.db, args[1]);
             ctx.out.ok();
         }
         _ => ctx.out.err(E_INDEX),
@@ -612,6 +642,7 @@ fn linsert(ctx: &mut Ctx, args: &[&[u8]]) {
     let len = l.len();
     ctx.ks.touch_write(1);
     ctx.ks.signal_ready(db, key);
+    ctx.ks.notify(N::LIST, "linsert", db, key);
     ctx.out.int(len as i64);
 }
 
@@ -631,6 +662,12 @@ fn lrem(ctx: &mut Ctx, args: &[&[u8]]) {
     ctx.ks.touch_write(removed as u64);
     if empty {
         ctx.ks.delete(db, key);
+    }
+    if removed > 0 {
+        ctx.ks.notify(N::LIST, "lrem", db, key);
+        if empty {
+            ctx.ks.notify(N::GENERIC, "del", db, key);
+        }
     }
     ctx.out.int(removed as i64);
 }
@@ -658,6 +695,10 @@ fn ltrim(ctx: &mut Ctx, args: &[&[u8]]) {
     ctx.ks.signal_modified(db, key);
     if empty {
         ctx.ks.delete(db, key);
+    }
+    ctx.ks.notify(N::LIST, "ltrim", db, key);
+    if empty {
+        ctx.ks.notify(N::GENERIC, "del", db, key);
     }
     ctx.out.ok();
 }
@@ -691,15 +732,21 @@ fn move_local(ks: &mut Keyspace, db: usize, src: &[u8], dst: &[u8], from: bool, 
         l.push(&v, to);
         ks.touch_write(1);
         ks.signal_ready(db, dst);
+        ks.notify(N::LIST, push_event(to), db, dst);
+        ks.notify(N::LIST, pop_event(from), db, src);
         return Moved::Val(v);
     }
     if state(ks, db, dst) == St::Wrong {
         return Moved::Wrong;
     }
+    let mark = ks.events.len();
     let Some(v) = pop_owned(ks, db, src, from, None).pop() else {
         return Moved::NoSrc;
     };
+    let popped = ks.events.len() - mark;
     let _ = push_vals(ks, db, dst, &[&v], to, false);
+    // Redis reports the push before the pop.
+    ks.events[mark..].rotate_left(popped);
     Moved::Val(v)
 }
 

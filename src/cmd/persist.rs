@@ -154,7 +154,9 @@ fn restore_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
     }
     if ttl > 0 && at <= ctx.ks.now {
         // Already expired: the key is not created (an old one is deleted).
-        let _ = deleted;
+        if deleted {
+            ctx.ks.notify(crate::notify::GENERIC, "del", db, key);
+        }
         return ctx.out.ok();
     }
     let signal = matches!(value, Value::List(_) | Value::ZSet(_));
@@ -162,5 +164,6 @@ fn restore_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
     if signal {
         ctx.ks.signal_ready(db, key);
     }
+    ctx.ks.notify(crate::notify::GENERIC, "restore", db, key);
     ctx.out.ok();
 }

@@ -634,6 +634,15 @@ const PROTECTED: &[&str] = &["dir", "dbfilename"];
 /// that matches both reports both, as Redis 7.0 does. An exact name (no
 /// glob characters) is echoed as given.
 pub fn config_get(cfg: &Config, patterns: &[&[u8]]) -> Vec<(String, String)> {
+    // How CONFIG GET shows a stored value.
+    let shown = |name: &str| -> String {
+        let v = cfg.get(name);
+        if name == "notify-keyspace-events" {
+            crate::notify::to_string(crate::notify::parse(v).unwrap_or(0))
+        } else {
+            v.to_string()
+        }
+    };
     let mut seen: Vec<&'static str> = Vec::new();
     let mut out = Vec::new();
     for pat in patterns {
@@ -642,7 +651,7 @@ pub fn config_get(cfg: &Config, patterns: &[&[u8]]) -> Vec<(String, String)> {
             if let Some(n) = config::lookup(&given) {
                 if !seen.contains(&n.name) {
                     seen.push(n.name);
-                    out.push((given, cfg.get(n.param.name).to_string()));
+                    out.push((given, shown(n.param.name)));
                 }
             }
             continue;
@@ -650,7 +659,7 @@ pub fn config_get(cfg: &Config, patterns: &[&[u8]]) -> Vec<(String, String)> {
         for n in config::names() {
             if !seen.contains(&n.name) && glob_match(pat, n.name.as_bytes(), true) {
                 seen.push(n.name);
-                out.push((n.name.to_string(), cfg.get(n.param.name).to_string()));
+                out.push((n.name.to_string(), shown(n.param.name)));
             }
         }
     }
@@ -1643,9 +1652,12 @@ fn debug_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
             }
             ctx.out.ok();
         }
-        // Accepted for compatibility; active expiry keeps running (the
-        // shard cron has no switch for it yet).
-        ("set-active-expire", 3) => ctx.out.ok(),
+        ("set-active-expire", 3) => {
+            // atoi: anything but a non-zero number turns it off.
+            let on = strtod_prefix(args[2]) as i64 != 0;
+            ctx.sh.g.active_expire.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
         _ => ctx.out.err(&format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1][..args[1].len().min(128)])

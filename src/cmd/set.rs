@@ -11,6 +11,7 @@
 //! [`Shard::tx`], so the whole command is atomic.
 
 use super::{numkeys_positions, CmdSpec, Ctx, Run, SrvCtx, DENYOOM, FAST, READONLY, WRITE};
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::{Shard, Tx};
@@ -195,8 +196,10 @@ fn remove_one(ks: &mut Keyspace, db: usize, key: &[u8], m: &[u8]) -> bool {
     };
     if removed {
         ks.touch_write(1);
+        ks.notify(N::SET, "srem", db, key);
         if empty {
             ks.delete(db, key);
+            ks.notify(N::GENERIC, "del", db, key);
         }
     }
     removed
@@ -210,6 +213,7 @@ fn add_one(ks: &mut Keyspace, db: usize, key: &[u8], m: &[u8], max: usize) -> bo
             let added = s.add(m, max);
             if added {
                 ks.touch_write(1);
+                ks.notify(N::SET, "sadd", db, key);
             }
             added
         }
@@ -217,6 +221,7 @@ fn add_one(ks: &mut Keyspace, db: usize, key: &[u8], m: &[u8], max: usize) -> bo
             let mut s = Set::for_member(m);
             s.add(m, max);
             ks.set(db, key, Value::Set(Box::new(s)), false);
+            ks.notify(N::SET, "sadd", db, key);
             true
         }
     }
@@ -225,13 +230,21 @@ fn add_one(ks: &mut Keyspace, db: usize, key: &[u8], m: &[u8], max: usize) -> bo
 /// Stores a *STORE result: a non-empty set replaces the destination
 /// (whatever it held, TTL cleared), an empty one deletes it. Returns the
 /// reply (the result's cardinality).
-fn store_result(ks: &mut Keyspace, db: usize, dst: &[u8], r: Set) -> i64 {
+fn store_result(ks: &mut Keyspace, db: usize, dst: &[u8], r: Set, op: Op) -> i64 {
     if r.is_empty() {
-        ks.delete(db, dst);
+        if ks.delete(db, dst) {
+            ks.notify(N::GENERIC, "del", db, dst);
+        }
         0
     } else {
         let n = r.len() as i64;
         ks.set(db, dst, Value::Set(Box::new(r)), false);
+        let event = match op {
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+            _ => "sinterstore",
+        };
+        ks.notify(N::SET, event, db, dst);
         n
     }
 }
@@ -256,6 +269,9 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]]) {
             n
         }
     };
+    if added > 0 {
+        ctx.ks.notify(N::SET, "sadd", db, key);
+    }
     ctx.out.int(added as i64);
 }
 
@@ -279,8 +295,10 @@ fn srem(ctx: &mut Ctx, args: &[&[u8]]) {
     };
     if deleted > 0 {
         ctx.ks.touch_write(deleted as u64);
+        ctx.ks.notify(N::SET, "srem", db, key);
         if empty {
             ctx.ks.delete(db, key);
+            ctx.ks.notify(N::GENERIC, "del", db, key);
         }
     }
     ctx.out.int(deleted);
@@ -448,8 +466,10 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]]) {
         None => ctx.out.null(),
     }
     ctx.ks.touch_write(1);
+    ctx.ks.notify(N::SET, "spop", db, key);
     if empty {
         ctx.ks.delete(db, key);
+        ctx.ks.notify(N::GENERIC, "del", db, key);
     }
 }
 
@@ -475,6 +495,8 @@ fn spop_count(ctx: &mut Ctx, args: &[&[u8]]) {
         write_set(out, s);
         ctx.ks.delete(db, key);
         ctx.ks.touch_write(size as u64);
+        ctx.ks.notify(N::SET, "spop", db, key);
+        ctx.ks.notify(N::GENERIC, "del", db, key);
         return;
     }
     let count = count as usize;
@@ -504,6 +526,7 @@ fn spop_count(ctx: &mut Ctx, args: &[&[u8]]) {
         }
     }
     ctx.ks.touch_write(count as u64);
+    ctx.ks.notify(N::SET, "spop", db, key);
 }
 
 // ----- SSCAN -------------------------------------------------------------------
@@ -795,7 +818,7 @@ fn setop_local(ctx: &mut Ctx, op: Op, dst: Option<&[u8]>, keys: &[&[u8]]) {
         None => reply_op(&mut ctx.out, &sets, op, max),
         Some(d) => {
             let r = store_set(&sets, op, max);
-            let n = store_result(ctx.ks, db, d, r);
+            let n = store_result(ctx.ks, db, d, r, op);
             ctx.out.int(n);
         }
     }
@@ -866,7 +889,7 @@ fn setop_multi(ctx: &mut SrvCtx, op: Op, dst: Option<&[u8]>, keys: &[&[u8]]) {
         drop(sets);
         let n = tx.run(ds, move |sh: &mut Shard| {
             sh.ks.now = now;
-            store_result(&mut sh.ks, db, &d, r)
+            store_result(&mut sh.ks, db, &d, r, op)
         });
         Ok(Done::Stored(n))
     });

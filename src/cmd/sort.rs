@@ -330,13 +330,16 @@ fn sort_in_tx(
             let dest_shard = tx.sh.shard_of(&dest);
             tx.run(dest_shard, move |sh| {
                 if rows.is_empty() {
-                    sh.ks.delete(db, &dest);
+                    if sh.ks.delete(db, &dest) {
+                        sh.ks.notify(crate::notify::GENERIC, "del", db, &dest);
+                    }
                 } else {
                     let items: Vec<Vec<u8>> =
                         rows.into_iter().map(|r| r.unwrap_or_default()).collect();
                     let fill = sh.ks.enc.list_max_listpack_size;
                     sh.ks.set(db, &dest, make_list(items, fill), false);
                     sh.ks.signal_ready(db, &dest);
+                    sh.ks.notify(crate::notify::LIST, "sortstore", db, &dest);
                 }
             });
             out.int(n as i64);

@@ -8,6 +8,7 @@
 //! client can observe half of it.
 
 use super::{CmdSpec, Ctx, Run, SrvCtx, DENYOOM, FAST, READONLY, WRITE};
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::Shard;
@@ -280,6 +281,10 @@ fn set_generic(
         Some(at) => ctx.ks.set_with_expire(ctx.db, key, v, at),
         None => ctx.ks.set(ctx.db, key, v, flags & F_KEEPTTL != 0),
     }
+    ctx.ks.notify(N::STRING, "set", ctx.db, key);
+    if at.is_some() {
+        ctx.ks.notify(N::GENERIC, "expire", ctx.db, key);
+    }
     if flags & F_GET == 0 {
         match replies {
             Some((ok, _)) => ctx.out.int(ok),
@@ -342,14 +347,16 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]]) {
     if let Some(at) = at {
         // A deadline already past (EXAT/PXAT) deletes the key.
         ctx.ks.set_expire(db, key, at);
-    } else if flags & F_PERSIST != 0 {
-        ctx.ks.persist(db, key);
+        let event = if at <= now { "del" } else { "expire" };
+        ctx.ks.notify(N::GENERIC, event, db, key);
+    } else if flags & F_PERSIST != 0 && ctx.ks.persist(db, key) {
+        ctx.ks.notify(N::GENERIC, "persist", db, key);
     }
 }
 
 fn getdel(ctx: &mut Ctx, args: &[&[u8]]) {
-    if get_generic(ctx, args[1]) {
-        ctx.ks.delete(ctx.db, args[1]);
+    if get_generic(ctx, args[1]) && ctx.ks.delete(ctx.db, args[1]) {
+        ctx.ks.notify(N::GENERIC, "del", ctx.db, args[1]);
     }
 }
 
@@ -357,6 +364,7 @@ fn getset(ctx: &mut Ctx, args: &[&[u8]]) {
     if get_generic(ctx, args[1]) {
         let v = Value::Str(Str::from_bytes(args[2]));
         ctx.ks.set(ctx.db, args[1], v, false);
+        ctx.ks.notify(N::STRING, "set", ctx.db, args[1]);
     }
 }
 
@@ -418,6 +426,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]]) {
             let s = Str::from_bytes(add);
             let len = s.len();
             ctx.ks.set(db, key, Value::Str(s), false);
+            ctx.ks.notify(N::STRING, "append", db, key);
             ctx.out.int(len as i64);
         }
         Some(v) => {
@@ -432,6 +441,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]]) {
             buf.extend_from_slice(add);
             let len = buf.len();
             ctx.ks.touch_write(1);
+            ctx.ks.notify(N::STRING, "append", db, key);
             ctx.out.int(len as i64);
         }
     }
@@ -461,6 +471,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]]) {
             buf[offset..].copy_from_slice(val);
             let len = buf.len();
             ctx.ks.set(db, key, Value::Str(Str::Raw(buf)), false);
+            ctx.ks.notify(N::STRING, "setrange", db, key);
             ctx.out.int(len as i64);
         }
         Some(v) => {
@@ -483,6 +494,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]]) {
             buf[offset..end].copy_from_slice(val);
             let len = buf.len();
             ctx.ks.touch_write(1);
+            ctx.ks.notify(N::STRING, "setrange", db, key);
             ctx.out.int(len as i64);
         }
     }
@@ -496,6 +508,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], incr: i64) {
     match ctx.ks.get_mut(db, key) {
         None => {
             ctx.ks.set(db, key, Value::Str(Str::Int(incr)), false);
+            ctx.ks.notify(N::STRING, "incrby", db, key);
             ctx.out.int(incr);
         }
         Some(v) => {
@@ -514,6 +527,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], incr: i64) {
             // Overwriting in place keeps the TTL, as dbOverwrite does.
             *s = Str::Int(new);
             ctx.ks.touch_write(1);
+            ctx.ks.notify(N::STRING, "incrby", db, key);
             ctx.out.int(new);
         }
     }
@@ -584,6 +598,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) {
         }
         None => ctx.ks.set(db, key, Value::Str(new), false),
     }
+    ctx.ks.notify(N::STRING, "incrbyfloat", db, key);
 }
 
 /// INCRBYFLOAT's arithmetic as Redis does it on x86-64: `strtold` parsing
@@ -1187,6 +1202,7 @@ fn mset(ctx: &mut Ctx, args: &[&[u8]]) {
     for kv in args[1..].chunks_exact(2) {
         ctx.ks
             .set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
+        ctx.ks.notify(N::STRING, "set", ctx.db, kv[0]);
     }
     ctx.out.ok();
 }
@@ -1207,6 +1223,7 @@ fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) {
     for kv in args[1..].chunks_exact(2) {
         ctx.ks
             .set(ctx.db, kv[0], Value::Str(Str::from_bytes(kv[1])), false);
+        ctx.ks.notify(N::STRING, "set", ctx.db, kv[0]);
     }
     ctx.out.int(1);
 }
@@ -1226,6 +1243,7 @@ fn mset_groups(sh: &Shard, args: &[&[u8]]) -> Vec<(usize, Pairs)> {
 fn set_pairs(ks: &mut Keyspace, db: usize, pairs: Pairs) {
     for (k, v) in pairs {
         ks.set(db, &k, v, false);
+        ks.notify(N::STRING, "set", db, &k);
     }
 }
 

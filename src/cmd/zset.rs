@@ -23,6 +23,7 @@ use super::{
     numkeys_positions, CmdSpec, Ctx, GetKeysFn, Run, SrvCtx, BLOCKING, DENYOOM, FAST, NOSCRIPT,
     READONLY, WRITE,
 };
+use crate::notify as N;
 use crate::resp::Out;
 use crate::shard::keyspace::Keyspace;
 use crate::shard::{Shard, Tx};
@@ -480,15 +481,25 @@ fn cmp_score_member(a: &(Box<[u8]>, f64), b: &(Box<[u8]>, f64)) -> std::cmp::Ord
 
 /// Stores a computed result at `dst` (deleting `dst` when it is empty, as
 /// Redis does) and returns the reply: the result's size.
-fn store_result(ks: &mut Keyspace, db: usize, dst: &[u8], items: Items) -> i64 {
+/// `event` is the keyspace event of a stored result.
+fn store_result(
+    ks: &mut Keyspace,
+    db: usize,
+    dst: &[u8],
+    items: Items,
+    event: &'static str,
+) -> i64 {
     if items.is_empty() {
-        ks.delete(db, dst);
+        if ks.delete(db, dst) {
+            ks.notify(N::GENERIC, "del", db, dst);
+        }
         return 0;
     }
     let n = items.len() as i64;
     let z = ZSet::from_sorted(items, limits(ks));
     ks.set(db, dst, Value::ZSet(Box::new(z)), false);
     ks.signal_ready(db, dst);
+    ks.notify(N::ZSET, event, db, dst);
     n
 }
 
@@ -650,6 +661,10 @@ fn zadd_generic(ctx: &mut Ctx, args: &[&[u8]], incr: bool) {
     if st.added > 0 {
         ctx.ks.signal_ready(ctx.db, key);
     }
+    if st.added + st.updated > 0 {
+        let event = if f.incr { "zincr" } else { "zadd" };
+        ctx.ks.notify(N::ZSET, event, ctx.db, key);
+    }
     if st.nan {
         ctx.out.err(E_NAN);
     } else if f.incr {
@@ -687,10 +702,17 @@ fn zrem(ctx: &mut Ctx, args: &[&[u8]]) {
             break;
         }
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         ctx.ks.delete(ctx.db, args[1]);
     }
     ctx.ks.touch_write(deleted);
+    if deleted > 0 {
+        ctx.ks.notify(N::ZSET, "zrem", ctx.db, args[1]);
+        if emptied {
+            ctx.ks.notify(N::GENERIC, "del", ctx.db, args[1]);
+        }
+    }
     ctx.out.int(deleted as i64);
 }
 
@@ -988,7 +1010,7 @@ fn store_range(ks: &mut Keyspace, db: usize, dst: &[u8], mut items: Items, req: 
     if req.rev {
         items.reverse();
     }
-    store_result(ks, db, dst, items)
+    store_result(ks, db, dst, items, "zrangestore")
 }
 
 fn reply_range(out: &mut Out, z: Option<&ZSet>, req: &RangeReq) {
@@ -1111,10 +1133,22 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[&[u8]], r: RemRange) {
         },
     };
     let n = z.remove_range(start, end);
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         ctx.ks.delete(ctx.db, args[1]);
     }
     ctx.ks.touch_write(n as u64);
+    if n > 0 {
+        let event = match r {
+            RemRange::Rank(..) => "zremrangebyrank",
+            RemRange::Score(_) => "zremrangebyscore",
+            RemRange::Lex(_) => "zremrangebylex",
+        };
+        ctx.ks.notify(N::ZSET, event, ctx.db, args[1]);
+        if emptied {
+            ctx.ks.notify(N::GENERIC, "del", ctx.db, args[1]);
+        }
+    }
     ctx.out.int(n as i64);
 }
 
@@ -1202,10 +1236,15 @@ fn pop_key(
         out.bulk(&m);
         out.double(s);
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         ks.delete(db, key);
     }
     ks.touch_write(n as u64);
+    ks.notify(N::ZSET, if max { "zpopmax" } else { "zpopmin" }, db, key);
+    if emptied {
+        ks.notify(N::GENERIC, "del", db, key);
+    }
     true
 }
 
@@ -1893,7 +1932,7 @@ fn setop_local(ctx: &mut Ctx, args: &[&[u8]], c: OpCmd) {
     };
     match res {
         SetRes::Items(items, _) if c.store => {
-            let n = store_result(ctx.ks, ctx.db, args[1], items);
+            let n = store_result(ctx.ks, ctx.db, args[1], items, c.name);
             ctx.out.int(n);
         }
         res => setop_reply(&mut ctx.out, res),
@@ -1920,7 +1959,7 @@ fn setop_multi(ctx: &mut SrvCtx, args: &[&[u8]], c: OpCmd) {
             (SetRes::Items(items, _), Some(dst)) => {
                 let s = tx.sh.shard_of(&dst);
                 let n = tx.run(s, move |sh: &mut Shard| {
-                    store_result(&mut sh.ks, db, &dst, items)
+                    store_result(&mut sh.ks, db, &dst, items, c.name)
                 });
                 SetRes::Card(n as u64)
             }

@@ -43,6 +43,8 @@ pub struct Global {
     pub persist: crate::persist::State,
     /// Per shard: current loop turn and command (src/server/health.rs).
     pub health: Vec<health::ShardHealth>,
+    /// Active expiry on (DEBUG SET-ACTIVE-EXPIRE turns it off).
+    pub active_expire: AtomicBool,
 }
 
 impl Global {
@@ -62,6 +64,9 @@ impl Global {
             busy_reply_ms: c.get("busy-reply-threshold").parse().unwrap_or(5000),
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
+            notify: crate::notify::effective(
+                crate::notify::parse(c.get("notify-keyspace-events")).unwrap_or(0),
+            ),
             enc: crate::shard::keyspace::EncCfg {
                 hash_max_listpack_entries: c.get_i64("hash-max-listpack-entries") as usize,
                 hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
@@ -486,6 +491,7 @@ pub fn run(cfg: Config) -> i32 {
         nshards,
         config: RwLock::new(cfg),
         config_epoch: AtomicU64::new(0),
+        active_expire: AtomicBool::new(true),
         tx_seq: AtomicU64::new(0),
         next_client_id: AtomicU64::new(1),
         connected_clients: AtomicUsize::new(0),

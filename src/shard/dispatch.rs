@@ -72,6 +72,7 @@ impl Shard {
         if wrote || close {
             self.mark_dirty(idx);
         }
+        self.publish_events();
         self.apply_stash();
     }
 

@@ -92,6 +92,11 @@ pub struct Keyspace {
     /// Watched keys handed out by `get_mut` during the running command,
     /// with the write counter then (settled after the command).
     pub watch_pending: Vec<(usize, Vec<u8>, u64)>,
+    /// notify-keyspace-events (0 when no event goes anywhere).
+    pub notify_flags: u32,
+    /// Keyspace events of the running command(s), published by the shard
+    /// afterwards (shard/notify.rs): (db, event, key).
+    pub events: Vec<(usize, &'static str, Vec<u8>)>,
 }
 
 impl Keyspace {
@@ -112,6 +117,17 @@ impl Keyspace {
             snap: None,
             watched: hashbrown::HashMap::new(),
             watch_pending: Vec::new(),
+            notify_flags: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Records a keyspace event of class `class` (crate::notify) for
+    /// publication after the command, if that class is enabled.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        if self.notify_flags & class != 0 {
+            self.events.push((db, event, key.to_vec()));
         }
     }
 
@@ -173,6 +189,7 @@ impl Keyspace {
                 d.main.remove(key);
                 self.stats.expired_keys += 1;
                 self.dirty += 1;
+                self.notify(crate::notify::EXPIRED, "expired", db, key);
                 true
             }
             _ => false,
@@ -183,13 +200,19 @@ impl Keyspace {
     #[inline]
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
-        let v = self.dbs[db].main.get(key);
-        if v.is_some() {
-            self.stats.keyspace_hits += 1;
-        } else {
-            self.stats.keyspace_misses += 1;
+        match self.dbs[db].main.get(key) {
+            Some(v) => {
+                self.stats.keyspace_hits += 1;
+                Some(v)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                if self.notify_flags & crate::notify::KEY_MISS != 0 {
+                    self.events.push((db, "keymiss", key.to_vec()));
+                }
+                None
+            }
         }
-        v
     }
 
     /// Looks a key up without touching hit/miss statistics.
@@ -235,6 +258,9 @@ impl Keyspace {
             d.expires.remove(key);
         }
         self.dirty += 1;
+        if old.is_none() {
+            self.notify(crate::notify::NEW, "new", db, key);
+        }
     }
 
     /// Stores a value with an absolute deadline (ms); a deadline in the past

@@ -19,6 +19,7 @@ impl Shard {
                 self.handle_msg(from, m);
             }
         }
+        self.publish_events();
         self.mesh.flush_overflow();
     }
 

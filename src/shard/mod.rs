@@ -18,6 +18,7 @@ pub mod keyspace;
 pub mod locks;
 pub mod mesh;
 pub mod messages;
+pub mod notify;
 pub mod pubsub;
 pub mod snapshot;
 pub mod tx;
@@ -140,6 +141,8 @@ pub struct ShardCfg {
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
+    /// notify-keyspace-events as flags (crate::notify::effective).
+    pub notify: u32,
 }
 
 pub struct Shard {
@@ -247,6 +250,7 @@ impl Shard {
         let n = g.nshards;
         let mut ks = Keyspace::new(cfg.databases);
         ks.enc = cfg.enc;
+        ks.notify_flags = cfg.notify;
         let load_rx = g
             .persist
             .load_rx
@@ -310,6 +314,7 @@ impl Shard {
             self.cfg_epoch = e;
             self.cfg = self.g.shard_cfg();
             self.ks.enc = self.cfg.enc;
+            self.ks.notify_flags = self.cfg.notify;
         }
     }
 
@@ -399,6 +404,7 @@ impl Shard {
         }
         self.serve_ready();
         self.check_block_timeouts();
+        self.publish_events();
         // Background work that must not wait for I/O: loading dump.rdb and
         // a running snapshot poll every millisecond.
         let mut poll = false;
@@ -436,7 +442,10 @@ impl Shard {
         self.refresh_cfg();
         let budget = 25_000 / self.cfg.hz.max(1) * 10 / 10;
         let t = std::time::Instant::now();
-        self.ks.active_expire_cycle(budget.min(25_000));
+        if self.g.active_expire.load(Ordering::Relaxed) {
+            self.ks.active_expire_cycle(budget.min(25_000));
+        }
+        self.publish_events();
         self.metrics
             .add_event("expire-cycle", t.elapsed().as_millis() as u64);
         self.ks.cron();

@@ -24,6 +24,7 @@ mod diff_zset;
 mod differential;
 mod latency;
 mod multi;
+mod notify;
 mod pubsub;
 mod rdb_interop;
 mod scripting;
