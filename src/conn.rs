@@ -178,6 +178,8 @@ pub struct Conn {
     /// Keys this client WATCHes (db, key); the records live on the keys'
     /// owner shards (shard/watch.rs).
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// CLIENT TRACKING state (None = off).
+    pub tracking: Option<Box<crate::shard::tracking::ClientTracking>>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels.
     pub subs: hashbrown::HashSet<Vec<u8>>,
     pub psubs: hashbrown::HashSet<Vec<u8>>,
@@ -236,6 +238,7 @@ impl Conn {
             ep_events: libc::EPOLLIN as u32,
             multi: None,
             watched: Vec::new(),
+            tracking: None,
             subs: hashbrown::HashSet::new(),
             psubs: hashbrown::HashSet::new(),
             ssubs: hashbrown::HashSet::new(),
@@ -383,6 +386,15 @@ impl Conn {
         if self.blocked.is_some() {
             flags.push('b');
         }
+        if let Some(t) = &self.tracking {
+            flags.push('t');
+            if t.broken {
+                flags.push('R');
+            }
+            if t.bcast {
+                flags.push('B');
+            }
+        }
         if self.close_after_reply {
             flags.push('c');
         }
@@ -395,7 +407,7 @@ impl Conn {
         }
         let (omem, tot_mem) = self.memory();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -419,6 +431,7 @@ impl Conn {
             tot_mem,
             self.last_cmd,
             self.user,
+            self.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
             if self.resp3 { 3 } else { 2 },
             self.lib_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
             self.lib_ver.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),

@@ -41,6 +41,34 @@ const NS: u32 = NOSCRIPT | LOADING | STALE;
 
 static CLIENT_SUBS: &[SubSpec] = &[
     sub!(
+        "caching",
+        3,
+        NS,
+        "@slow @connection",
+        "Instruct the server about tracking or not keys in the next request"
+    ),
+    sub!(
+        "getredir",
+        2,
+        NS,
+        "@slow @connection",
+        "Get tracking notifications redirection client ID if any"
+    ),
+    sub!(
+        "tracking",
+        -3,
+        NS,
+        "@slow @connection",
+        "Enable or disable server assisted client side caching support"
+    ),
+    sub!(
+        "trackinginfo",
+        2,
+        NS,
+        "@slow @connection",
+        "Return information about server assisted client side caching for the current connection"
+    ),
+    sub!(
         "getname",
         2,
         NS,
@@ -284,6 +312,225 @@ fn quit(c: &mut SrvCtx, _args: &[&[u8]]) {
     c.conn.close_after_reply = true;
 }
 
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN]
+/// [OPTOUT] [NOLOOP], with Redis 7.0's checks in its order.
+fn client_tracking(c: &mut SrvCtx, args: &[&[u8]]) {
+    let on = if eq_ic(args[2], "on") {
+        true
+    } else if eq_ic(args[2], "off") {
+        false
+    } else {
+        return c.out.syntax();
+    };
+    let (mut redirect, mut bcast, mut optin, mut optout, mut noloop) =
+        (0u64, false, false, false, false);
+    let mut redirect_at = None;
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        let a = args[j];
+        if eq_ic(a, "redirect") && more {
+            j += 1;
+            if redirect != 0 {
+                return c
+                    .out
+                    .err("A client can only redirect to a single other client");
+            }
+            let Some(id) = parse_i64(args[j]) else {
+                return c.out.not_int();
+            };
+            redirect = id as u64;
+            redirect_at = find_client(c, redirect);
+            if redirect_at.is_none() {
+                return c
+                    .out
+                    .err("The client ID you want redirect to does not exist");
+            }
+        } else if eq_ic(a, "bcast") {
+            bcast = true;
+        } else if eq_ic(a, "optin") {
+            optin = true;
+        } else if eq_ic(a, "optout") {
+            optout = true;
+        } else if eq_ic(a, "noloop") {
+            noloop = true;
+        } else if eq_ic(a, "prefix") && more {
+            j += 1;
+            prefixes.push(args[j].to_vec());
+        } else {
+            return c.out.syntax();
+        }
+        j += 1;
+    }
+    if !on {
+        c.sh.tracking_off(c.conn);
+        return c.out.ok();
+    }
+    if !bcast && !prefixes.is_empty() {
+        return c.out.err("PREFIX option requires BCAST mode to be enabled");
+    }
+    if let Some(t) = &c.conn.tracking {
+        if t.bcast != bcast {
+            return c.out.err("You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+    }
+    if bcast && (optin || optout) {
+        return c.out.err("OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if optin && optout {
+        return c
+            .out
+            .err("You can't specify both OPTIN mode and OPTOUT mode");
+    }
+    if let Some(t) = &c.conn.tracking {
+        if (optin && t.optout) || (optout && t.optin) {
+            return c.out.err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+    }
+    if bcast {
+        let old: &[Vec<u8>] = c.conn.tracking.as_ref().map_or(&[], |t| &t.prefixes[..]);
+        for (i, p) in prefixes.iter().enumerate() {
+            if let Some(o) = old
+                .iter()
+                .find(|o| *o != p && (o.starts_with(p) || p.starts_with(o)))
+            {
+                return c.out.err(&format!(
+                    "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                    String::from_utf8_lossy(p),
+                    String::from_utf8_lossy(o)
+                ));
+            }
+            if let Some(o) = prefixes[i + 1..]
+                .iter()
+                .find(|o| o.starts_with(p) || p.starts_with(o))
+            {
+                return c.out.err(&format!(
+                    "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    String::from_utf8_lossy(p),
+                    String::from_utf8_lossy(o)
+                ));
+            }
+        }
+    }
+    let was_on = c.conn.tracking.is_some();
+    if !was_on {
+        crate::shard::tracking::TRACKING_CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let t = c.conn.tracking.get_or_insert_with(Default::default);
+    // The mode flags are the ones given now (Redis replaces them).
+    t.bcast = bcast;
+    t.optin = optin;
+    t.optout = optout;
+    t.noloop = noloop;
+    t.redirect = redirect;
+    t.redirect_at = redirect_at;
+    t.broken = false;
+    if bcast {
+        if prefixes.is_empty() && t.prefixes.is_empty() {
+            prefixes.push(Vec::new());
+        }
+        for p in prefixes {
+            if !t.prefixes.contains(&p) {
+                t.prefixes.push(p);
+            }
+        }
+        let all = t.prefixes.clone();
+        let idx = c.sh.current_idx().unwrap_or(u32::MAX);
+        if let Some(target) = c.sh.track_target(idx, c.conn) {
+            c.sh.on_all(move |sh| sh.ks.bcast_add(&all, target));
+        }
+    }
+    c.out.ok();
+}
+
+/// Where the client with this id lives: (shard, slot, generation).
+fn find_client(c: &mut SrvCtx, id: u64) -> Option<(usize, u32, u32)> {
+    if c.conn.id == id {
+        let idx = c.sh.current_idx()?;
+        return Some((c.sh.id, idx, c.conn.gen));
+    }
+    c.sh.on_all(move |sh| {
+        sh.conns.iter().enumerate().find_map(|(i, cn)| {
+            let cn = cn.as_deref()?;
+            (cn.id == id && !cn.kill).then_some((sh.id, i as u32, cn.gen))
+        })
+    })
+    .into_iter()
+    .flatten()
+    .next()
+}
+
+fn client_caching(c: &mut SrvCtx, args: &[&[u8]]) {
+    let Some(t) = c.conn.tracking.as_mut() else {
+        return c.out.err("CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+    };
+    if eq_ic(args[2], "yes") {
+        if !t.optin {
+            return c
+                .out
+                .err("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+        }
+        t.caching = Some(true);
+    } else if eq_ic(args[2], "no") {
+        if !t.optout {
+            return c
+                .out
+                .err("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+        }
+        t.caching = Some(false);
+    } else {
+        return c.out.syntax();
+    }
+    c.out.ok();
+}
+
+fn client_trackinginfo(c: &mut SrvCtx) {
+    let t = c.conn.tracking.as_deref();
+    let mut flags: Vec<&str> = Vec::new();
+    match t {
+        None => flags.push("off"),
+        Some(t) => {
+            flags.push("on");
+            if t.bcast {
+                flags.push("bcast");
+            }
+            if t.optin {
+                flags.push("optin");
+                if t.caching == Some(true) {
+                    flags.push("caching-yes");
+                }
+            }
+            if t.optout {
+                flags.push("optout");
+                if t.caching == Some(false) {
+                    flags.push("caching-no");
+                }
+            }
+            if t.noloop {
+                flags.push("noloop");
+            }
+            if t.broken {
+                flags.push("broken_redirect");
+            }
+        }
+    }
+    c.out.map(3);
+    c.out.bulk(b"flags");
+    c.out.set(flags.len());
+    for f in flags {
+        c.out.bulk(f.as_bytes());
+    }
+    c.out.bulk(b"redirect");
+    c.out.int(t.map_or(-1, |t| t.redirect as i64));
+    c.out.bulk(b"prefixes");
+    let prefixes: &[Vec<u8>] = t.map_or(&[], |t| &t.prefixes[..]);
+    c.out.array(prefixes.len());
+    for p in prefixes {
+        c.out.bulk(p);
+    }
+}
+
 fn reset(c: &mut SrvCtx, _args: &[&[u8]]) {
     c.conn.db = 0;
     c.conn.resp3 = false;
@@ -297,6 +544,7 @@ fn reset(c: &mut SrvCtx, _args: &[&[u8]]) {
     crate::metrics::monitor::unregister(c.sh, c.conn.id);
     super::multi::reset_tx(c);
     super::pubsub::unsubscribe_all(c);
+    c.sh.tracking_off(c.conn);
     c.out.simple("RESET");
 }
 
@@ -366,6 +614,13 @@ fn client(c: &mut SrvCtx, args: &[&[u8]]) {
         }
         "list" => client_list(c, args),
         "kill" => client_kill(c, args),
+        "tracking" => client_tracking(c, args),
+        "caching" => client_caching(c, args),
+        "getredir" => {
+            let r = c.conn.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
+            c.out.int(r);
+        }
+        "trackinginfo" => client_trackinginfo(c),
         "reply" => {
             let a = args[2];
             if eq_ic(a, "on") {

@@ -736,8 +736,20 @@ fn flushdb_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
     let db = ctx.conn.db;
     ctx.sh.on_all(move |sh: &mut Shard| {
         sh.ks.flush_db(db);
+        sh.tracking_flush();
     });
+    flushed_for_tracking(ctx);
     ctx.out.ok();
+}
+
+/// The flushing client itself, if it tracks, is told to drop everything
+/// too (after the reply, as Redis does).
+fn flushed_for_tracking(ctx: &mut SrvCtx) {
+    if ctx.conn.tracking.is_some() {
+        if let Some(idx) = ctx.sh.current_idx() {
+            ctx.sh.deliver_invalidation(idx, ctx.conn.gen, None);
+        }
+    }
 }
 
 fn flushall_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
@@ -746,7 +758,9 @@ fn flushall_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
     }
     ctx.sh.on_all(|sh: &mut Shard| {
         sh.ks.flush_all();
+        sh.tracking_flush();
     });
+    flushed_for_tracking(ctx);
     ctx.out.ok();
 }
 

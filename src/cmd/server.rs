@@ -920,6 +920,8 @@ struct ShardFig {
     /// Channels, patterns and shard channels with subscribers (every
     /// shard's directory covers all shards).
     pubsub: (usize, usize, usize),
+    /// Client-side caching tables: (keys, items, prefixes).
+    tracking: (usize, usize, usize),
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
@@ -933,6 +935,7 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
     );
     ShardFig {
         pubsub,
+        tracking: sh.tracking_figures(),
         id: sh.id,
         dbs: sh
             .ks
@@ -1156,7 +1159,12 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
             "{}",
             figs.iter().map(|f| f.blocked).sum::<usize>()
         );
-        kv!(s, "tracking_clients", "0");
+        kv!(
+            s,
+            "tracking_clients",
+            "{}",
+            crate::shard::tracking::TRACKING_CLIENTS.load(std::sync::atomic::Ordering::Relaxed)
+        );
         kv!(s, "clients_in_timeout_table", "0");
         sections.push(s);
     }
@@ -1359,9 +1367,25 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         kv!(s, "active_defrag_key_misses", "0");
         kv!(s, "total_active_defrag_time", "0");
         kv!(s, "current_active_defrag_time", "0");
-        kv!(s, "tracking_total_keys", "0");
-        kv!(s, "tracking_total_items", "0");
-        kv!(s, "tracking_total_prefixes", "0");
+        kv!(
+            s,
+            "tracking_total_keys",
+            "{}",
+            figs.iter().map(|f| f.tracking.0).sum::<usize>()
+        );
+        kv!(
+            s,
+            "tracking_total_items",
+            "{}",
+            figs.iter().map(|f| f.tracking.1).sum::<usize>()
+        );
+        // Every shard holds every prefix: one shard's count.
+        kv!(
+            s,
+            "tracking_total_prefixes",
+            "{}",
+            figs.get(me).map_or(0, |f| f.tracking.2)
+        );
         kv!(s, "unexpected_error_replies", "0");
         kv!(
             s,

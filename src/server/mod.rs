@@ -64,6 +64,10 @@ impl Global {
             busy_reply_ms: c.get("busy-reply-threshold").parse().unwrap_or(5000),
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
+            track_max: match c.get_i64("tracking-table-max-keys") as usize {
+                0 => 0,
+                n => n.div_ceil(self.nshards.max(1)),
+            },
             notify: crate::notify::effective(
                 crate::notify::parse(c.get("notify-keyspace-events")).unwrap_or(0),
             ),

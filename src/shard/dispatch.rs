@@ -73,6 +73,7 @@ impl Shard {
             self.mark_dirty(idx);
         }
         self.publish_events();
+        self.send_invalidations();
         self.apply_stash();
     }
 
@@ -304,17 +305,24 @@ impl Shard {
             }
             Run::Key(f) | Run::KeyMulti(f, _) => match self.route(spec, args) {
                 Route::Local => {
+                    self.ks.writer = conn.id;
                     let mut ctx = Ctx {
                         ks: &mut self.ks,
                         db: conn.db,
                         out,
                     };
                     f(&mut ctx, args);
+                    if let Some(t) = self.read_tracker(idx, conn, spec) {
+                        for p in spec.key_positions(args) {
+                            self.ks.track_key(args[p], t);
+                        }
+                    }
                 }
                 Route::Remote(to) => {
                     let _ = out;
                     let blocking = spec.flags & cmd::BLOCKING != 0;
                     let seq = self.send_exec(conn, idx, to, (f, ci, blocking), args, skip);
+                    end_caching(conn, spec, args);
                     self.stats.cmds[ci as usize].calls += 1;
                     if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                         crate::metrics::feed_monitors(self, conn, args);
@@ -343,6 +351,10 @@ impl Shard {
                             .map(|p| (conn.db, args[p].to_vec()))
                             .collect(),
                     );
+                    self.tx_track = self.read_tracker(idx, conn, spec).map(|t| {
+                        let keys = spec.key_positions(args).map(|p| args[p].to_vec()).collect();
+                        (t, keys)
+                    });
                     let mut ctx = SrvCtx {
                         sh: self,
                         conn,
@@ -350,10 +362,13 @@ impl Shard {
                     };
                     m(&mut ctx, args);
                     self.tx_keys = None;
+                    self.tx_track = None;
                 }
             },
         }
         self.ks.settle_watch();
+        self.ks.writer = 0;
+        end_caching(conn, spec, args);
         if let Some(req) = self.ks.block_request.take() {
             // The command found nothing to serve and asked to wait.
             self.park(conn, idx, args.iter().map(|a| a.to_vec()).collect(), req);
@@ -389,6 +404,9 @@ impl Shard {
             conn.reply_mode = ReplyMode::On;
         }
         self.finish_reply(conn, direct, skip, scratch);
+        if !self.ks.invalidations.is_empty() {
+            self.invalidate_current(conn, idx, wbuf);
+        }
         Flow::Next
     }
 
@@ -450,6 +468,7 @@ impl Shard {
         if !skip {
             conn.pending.push_back(Pending::Wait(seq));
         }
+        let track = self.read_tracker(idx, conn, cmd::table().list[ci as usize]);
         let call = Box::new(mesh::ExecCall {
             f,
             ci,
@@ -458,6 +477,8 @@ impl Shard {
             skip,
             origin,
             args: owned,
+            client: conn.id,
+            track,
         });
         self.mesh.send(
             to,
@@ -471,5 +492,16 @@ impl Shard {
             },
         );
         seq
+    }
+}
+
+/// CLIENT CACHING YES/NO applies to the next command only.
+fn end_caching(conn: &mut Conn, spec: &CmdSpec, args: &[&[u8]]) {
+    if let Some(t) = conn.tracking.as_deref_mut() {
+        let is_caching =
+            spec.name == "client" && args.len() > 1 && args[1].eq_ignore_ascii_case(b"caching");
+        if t.caching.is_some() && !is_caching {
+            t.caching = None;
+        }
     }
 }

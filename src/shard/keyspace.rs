@@ -97,6 +97,17 @@ pub struct Keyspace {
     /// Keyspace events of the running command(s), published by the shard
     /// afterwards (shard/notify.rs): (db, event, key).
     pub events: Vec<(usize, &'static str, Vec<u8>)>,
+    /// Client-side caching (shard/tracking.rs): the clients that read each
+    /// key of this shard (key name only, as Redis keys its table).
+    pub tracked: hashbrown::HashMap<Vec<u8>, Vec<super::tracking::TrackTarget>>,
+    /// BCAST registrations of every client: prefix -> clients.
+    pub bcast: Vec<(Vec<u8>, Vec<super::tracking::TrackTarget>)>,
+    /// Invalidations waiting to be sent.
+    pub invalidations: Vec<super::tracking::Inval>,
+    /// The client id of the running command (NOLOOP), 0 when unknown.
+    pub writer: u64,
+    /// This shard's share of tracking-table-max-keys (0 = no limit).
+    pub track_max: usize,
 }
 
 impl Keyspace {
@@ -119,6 +130,22 @@ impl Keyspace {
             watch_pending: Vec::new(),
             notify_flags: 0,
             events: Vec::new(),
+            tracked: hashbrown::HashMap::new(),
+            bcast: Vec::new(),
+            invalidations: Vec::new(),
+            writer: 0,
+            track_max: 0,
+        }
+    }
+
+    /// A key is being modified: WATCH records and client-side caching.
+    #[inline]
+    pub(crate) fn key_modified(&mut self, db: usize, key: &[u8], quiet: bool) {
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key, quiet);
+        }
+        if self.tracking_on() {
+            self.invalidate_key(key);
         }
     }
 
@@ -181,9 +208,7 @@ impl Keyspace {
         match d.expires.get(key) {
             Some(&at) if at <= self.now => {
                 self.pre_write(db, key);
-                if !self.watched.is_empty() {
-                    self.touch_watched(db, key, true);
-                }
+                self.key_modified(db, key, true);
                 let d = &mut self.dbs[db];
                 d.expires.remove(key);
                 d.main.remove(key);
@@ -249,9 +274,7 @@ impl Keyspace {
     pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
         self.pre_write(db, key);
-        if !self.watched.is_empty() {
-            self.touch_watched(db, key, false);
-        }
+        self.key_modified(db, key, false);
         let d = &mut self.dbs[db];
         let old = d.main.insert(key, val);
         if old.is_some() && !keep_ttl && !d.expires.is_empty() {
@@ -287,9 +310,7 @@ impl Keyspace {
                 d.expires.remove(key);
             }
             self.dirty += 1;
-            if !self.watched.is_empty() {
-                self.touch_watched(db, key, false);
-            }
+            self.key_modified(db, key, false);
             true
         } else {
             false
@@ -308,9 +329,7 @@ impl Keyspace {
             d.expires.remove(key)
         };
         self.dirty += 1;
-        if !self.watched.is_empty() {
-            self.touch_watched(db, key, false);
-        }
+        self.key_modified(db, key, false);
         Some((v, ttl))
     }
 
@@ -342,9 +361,7 @@ impl Keyspace {
             self.pre_write(db, key);
             self.dbs[db].expires.insert(key, at_ms);
             self.dirty += 1;
-            if !self.watched.is_empty() {
-                self.touch_watched(db, key, false);
-            }
+            self.key_modified(db, key, false);
         }
     }
 
@@ -354,9 +371,7 @@ impl Keyspace {
         let r = self.dbs[db].expires.remove(key).is_some();
         if r {
             self.dirty += 1;
-            if !self.watched.is_empty() {
-                self.touch_watched(db, key, false);
-            }
+            self.key_modified(db, key, false);
         }
         r
     }

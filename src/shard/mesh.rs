@@ -21,6 +21,10 @@ pub struct ExecCall {
     pub skip: bool,
     pub origin: usize,
     pub args: Vec<Vec<u8>>,
+    /// The client's id (NOLOOP) and, for a read by a tracking client,
+    /// where its invalidations go.
+    pub client: u64,
+    pub track: Option<super::tracking::TrackTarget>,
 }
 pub type TxJob = Box<dyn FnOnce(&mut Shard) -> Box<dyn Any + Send> + Send>;
 

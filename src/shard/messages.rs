@@ -20,6 +20,7 @@ impl Shard {
             }
         }
         self.publish_events();
+        self.send_invalidations();
         self.mesh.flush_overflow();
     }
 
@@ -77,8 +78,16 @@ impl Shard {
                 out: Out::new(&mut buf, call.resp3),
             };
             let start = crate::clock::now();
+            ctx.ks.writer = call.client;
             (call.f)(&mut ctx, &refs);
+            if let Some(t) = call.track {
+                let spec = crate::cmd::table().list[call.ci as usize];
+                for p in spec.key_positions(&refs) {
+                    self.ks.track_key(refs[p], t);
+                }
+            }
             self.ks.settle_watch();
+            self.ks.writer = 0;
             if call.skip {
                 buf.clear();
             }
@@ -184,6 +193,9 @@ impl Shard {
     pub(super) fn apply_stash(&mut self) {
         if !self.pubsub.held.is_empty() {
             self.ps_flush_held();
+        }
+        if !self.tracking_held.is_empty() || !self.post_later.is_empty() {
+            self.flush_tracking_held();
         }
         if self.stash.is_empty() {
             return;

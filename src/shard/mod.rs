@@ -21,6 +21,7 @@ pub mod messages;
 pub mod notify;
 pub mod pubsub;
 pub mod snapshot;
+pub mod tracking;
 pub mod tx;
 pub mod watch;
 
@@ -143,6 +144,8 @@ pub struct ShardCfg {
     pub enc: keyspace::EncCfg,
     /// notify-keyspace-events as flags (crate::notify::effective).
     pub notify: u32,
+    /// This shard's share of tracking-table-max-keys (0 = no limit).
+    pub track_max: usize,
 }
 
 pub struct Shard {
@@ -204,6 +207,13 @@ pub struct Shard {
     pub load_rx: Option<std::sync::mpsc::Receiver<Vec<crate::persist::LoadItem>>>,
     /// Recent peak client buffer sizes (INFO clients).
     pub peaks: clients::ClientPeaks,
+    /// A multi-shard read by a tracking client: where to record its keys
+    /// before the transaction unlocks (tracking.rs).
+    pub tx_track: Option<(tracking::TrackTarget, Vec<Vec<u8>>)>,
+    /// Invalidations for the connection that was running (tracking.rs).
+    pub tracking_held: Vec<tracking::Held>,
+    /// Work that waits for the running connection to be back in its slot.
+    pub post_later: Vec<tracking::Later>,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -251,6 +261,7 @@ impl Shard {
         let mut ks = Keyspace::new(cfg.databases);
         ks.enc = cfg.enc;
         ks.notify_flags = cfg.notify;
+        ks.track_max = cfg.track_max;
         let load_rx = g
             .persist
             .load_rx
@@ -294,6 +305,9 @@ impl Shard {
             snap_last: std::time::Instant::now(),
             load_rx,
             peaks: clients::ClientPeaks::default(),
+            tx_track: None,
+            tracking_held: Vec::new(),
+            post_later: Vec::new(),
         }
     }
 
@@ -315,6 +329,7 @@ impl Shard {
             self.cfg = self.g.shard_cfg();
             self.ks.enc = self.cfg.enc;
             self.ks.notify_flags = self.cfg.notify;
+            self.ks.track_max = self.cfg.track_max;
         }
     }
 
@@ -354,6 +369,7 @@ impl Shard {
                 if c.subscribed() {
                     self.ps_drop_conn(&mut c, idx);
                 }
+                self.tracking_off(&mut c);
                 self.blocked_conns.retain(|&i| i != idx);
                 self.free_slots.push(idx);
                 self.g.connected_clients.fetch_sub(1, Ordering::Relaxed);
@@ -405,6 +421,7 @@ impl Shard {
         self.serve_ready();
         self.check_block_timeouts();
         self.publish_events();
+        self.send_invalidations();
         // Background work that must not wait for I/O: loading dump.rdb and
         // a running snapshot poll every millisecond.
         let mut poll = false;
@@ -446,6 +463,7 @@ impl Shard {
             self.ks.active_expire_cycle(budget.min(25_000));
         }
         self.publish_events();
+        self.send_invalidations();
         self.metrics
             .add_event("expire-cycle", t.elapsed().as_millis() as u64);
         self.ks.cron();

@@ -129,7 +129,9 @@ impl Shard {
         if sets.iter().all(|(s, _)| *s == self.id) && self.locks.empty() {
             // Only this shard, and no transaction has or wants a lock
             // here: nothing can interleave with a body that runs now.
-            return body(&mut Tx { sh: self });
+            let r = body(&mut Tx { sh: self });
+            self.record_tx_track();
+            return r;
         }
         let shards: Vec<usize> = sets.iter().map(|(s, _)| *s).collect();
         let mut attempt = 0u32;
@@ -191,6 +193,7 @@ impl Shard {
         let r =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut Tx { sh: self })));
         let cur = self.tx_cur.take().expect("transaction");
+        self.record_tx_track();
         self.unlock_everywhere(cur.seq, &cur.shards);
         r.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }

@@ -95,16 +95,16 @@ impl Keyspace {
     /// trims nothing): marks the key's WATCH records.
     #[inline]
     pub fn signal_modified(&mut self, db: usize, key: &[u8]) {
-        if !self.watched.is_empty() {
-            self.touch_watched(db, key, false);
-        }
+        self.key_modified(db, key, false);
     }
 
     /// Notes a key handed out by `get_mut`: it counts as modified if the
     /// command then records a write.
     #[inline]
     pub(crate) fn watch_note_get_mut(&mut self, db: usize, key: &[u8]) {
-        if !self.watched.is_empty() && self.watched.contains_key(&super::locks::KeyRef(db, key)) {
+        if (!self.watched.is_empty() && self.watched.contains_key(&super::locks::KeyRef(db, key)))
+            || (self.tracking_on() && self.tracks(key))
+        {
             self.watch_pending.push((db, key.to_vec(), self.dirty));
         }
     }
@@ -118,7 +118,7 @@ impl Keyspace {
         }
         for (db, key, at) in std::mem::take(&mut self.watch_pending) {
             if self.dirty > at {
-                self.touch_watched(db, &key, false);
+                self.key_modified(db, &key, false);
             }
         }
     }

@@ -31,3 +31,4 @@ mod scripting;
 mod snapshot;
 mod sort;
 mod startup;
+mod tracking;
