@@ -159,6 +159,18 @@ struct Cli {
     /// and EXEC an array of N replies without an error among them.
     #[arg(long, value_name = "N")]
     multi: Option<usize>,
+    /// Pub/Sub mode: this many subscriber connections (one thread each);
+    /// subscriber i subscribes to channel `ch:<i mod channels>`. The
+    /// publishers are --connections connections (one thread each) sending
+    /// PUBLISH round-robin over the channels, --pipeline deep, for
+    /// --duration seconds (default 10); the payload (--value-size bytes,
+    /// at least 20) carries the send time. Reports published and
+    /// delivered messages per second and publish-to-receive latency.
+    #[arg(long, value_name = "S")]
+    pubsub_subscribers: Option<usize>,
+    /// Pub/Sub mode: number of channels.
+    #[arg(long, default_value_t = 1)]
+    pubsub_channels: usize,
     /// Password: each connection sends AUTH before the run.
     #[arg(long)]
     auth: Option<String>,
@@ -2128,6 +2140,9 @@ fn run(cli: Cli) -> Result<i32, String> {
     if !(cli.timeout > 0.0 && cli.timeout.is_finite()) {
         return Err("--timeout must be > 0".into());
     }
+    if let Some(subs) = cli.pubsub_subscribers {
+        return pubsub::run(&cli, subs);
+    }
     let wl = Arc::new(build_workload(&cli)?);
     let cpus = cli.cpus.as_deref().map(parse_cpu_list).transpose()?;
     let addr = (cli.host.as_str(), cli.port)
@@ -2759,5 +2774,313 @@ mod tests {
         assert!(parse_cpu_list("3-1").is_err());
         assert_eq!(group(1234567), "1,234,567");
         assert_eq!(group(12), "12");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pub/Sub mode (--pubsub-subscribers)
+// ---------------------------------------------------------------------------
+
+mod pubsub {
+    use super::*;
+
+    /// One `message` frame's payload range in `b`, and the bytes it takes;
+    /// None when incomplete. Other frames (the SUBSCRIBE confirmation) give
+    /// no payload.
+    fn next_frame(b: &[u8]) -> Option<(Option<(usize, usize)>, usize)> {
+        let line = |p: usize| -> Option<(i64, usize)> {
+            let e = memchr::memmem::find(&b[p..], b"\r\n")?;
+            let n = std::str::from_utf8(&b[p + 1..p + e]).ok()?.parse().ok()?;
+            Some((n, p + e + 2))
+        };
+        let (n, mut p) = line(0)?;
+        let mut items = Vec::new();
+        for _ in 0..n {
+            if b.get(p) == Some(&b':') {
+                let (_, q) = line(p)?;
+                p = q;
+                items.push((0, 0));
+                continue;
+            }
+            let (len, q) = line(p)?;
+            let end = q + len.max(0) as usize;
+            if b.len() < end + 2 {
+                return None;
+            }
+            items.push((q, end));
+            p = end + 2;
+        }
+        let is_msg = items.len() == 3 && &b[items[0].0..items[0].1] == b"message";
+        Some((is_msg.then(|| items[2]), p))
+    }
+
+    fn connect(addr: SocketAddr, auth: Option<&str>) -> Result<TcpStream, String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        if let Some(pw) = auth {
+            sync_command(&mut s, &[b"AUTH", pw.as_bytes()])?;
+        }
+        Ok(s)
+    }
+
+    struct SubResult {
+        received: u64,
+        hist: Histogram<u64>,
+    }
+
+    fn subscriber(
+        addr: SocketAddr,
+        auth: Option<String>,
+        channel: String,
+        ready: Arc<Barrier>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<SubResult, String> {
+        let setup = || -> Result<(TcpStream, Vec<u8>), String> {
+            let mut s = connect(addr, auth.as_deref())?;
+            let sub = format!(
+                "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{}\r\n",
+                channel.len(),
+                channel
+            );
+            s.write_all(sub.as_bytes()).map_err(|e| e.to_string())?;
+            let mut buf: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 256 * 1024];
+            // The confirmation.
+            loop {
+                let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed".into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some((_, used)) = next_frame(&buf) {
+                    buf.drain(..used);
+                    break;
+                }
+            }
+            Ok((s, buf))
+        };
+        // Pass the barrier even on failure: the main thread waits there.
+        let r = setup();
+        ready.wait();
+        let (mut s, mut buf) = r?;
+        let mut chunk = vec![0u8; 256 * 1024];
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
+        let mut r = SubResult {
+            received: 0,
+            hist: new_hist(),
+        };
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    let now = now_ns();
+                    let mut pos = 0;
+                    while let Some((payload, used)) = next_frame(&buf[pos..]) {
+                        if let Some((a, b)) = payload {
+                            let (a, b) = (pos + a, pos + b);
+                            let sent = std::str::from_utf8(&buf[a..(a + 20).min(b)])
+                                .ok()
+                                .and_then(|t| t.parse::<u64>().ok())
+                                .unwrap_or(now);
+                            let _ = r.hist.record(now.saturating_sub(sent).clamp(1, HIST_MAX));
+                            r.received += 1;
+                        }
+                        pos += used;
+                    }
+                    buf.drain(..pos);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(r)
+    }
+
+    /// (messages published, receivers the replies reported).
+    fn publisher(
+        addr: SocketAddr,
+        auth: Option<String>,
+        first: usize,
+        channels: usize,
+        (size, depth): (usize, usize),
+        deadline: std::time::Instant,
+    ) -> Result<(u64, u64), String> {
+        let mut s = connect(addr, auth.as_deref())?;
+        let (mut published, mut receivers) = (0u64, 0u64);
+        let mut next = first;
+        let mut req = Vec::new();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while std::time::Instant::now() < deadline {
+            req.clear();
+            for _ in 0..depth {
+                let ch = format!("ch:{}", next % channels);
+                next += 1;
+                let mut payload = format!("{:020}", now_ns()).into_bytes();
+                payload.resize(size.max(20), b'x');
+                req.extend_from_slice(
+                    format!(
+                        "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{}\r\n${}\r\n",
+                        ch.len(),
+                        ch,
+                        payload.len()
+                    )
+                    .as_bytes(),
+                );
+                req.extend_from_slice(&payload);
+                req.extend_from_slice(b"\r\n");
+            }
+            s.write_all(&req).map_err(|e| e.to_string())?;
+            let mut got = 0;
+            while got < depth {
+                let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed".into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let mut pos = 0;
+                while let Some(e) = memchr::memmem::find(&buf[pos..], b"\r\n") {
+                    if buf[pos] != b':' {
+                        return Err(format!(
+                            "PUBLISH: unexpected reply {}",
+                            String::from_utf8_lossy(&buf[pos..pos + e])
+                        ));
+                    }
+                    receivers += std::str::from_utf8(&buf[pos + 1..pos + e])
+                        .ok()
+                        .and_then(|t| t.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    pos += e + 2;
+                    got += 1;
+                }
+                buf.drain(..pos);
+            }
+            published += depth as u64;
+        }
+        Ok((published, receivers))
+    }
+
+    pub fn run(cli: &Cli, subs: usize) -> Result<i32, String> {
+        if subs == 0 || cli.connections == 0 || cli.pipeline == 0 || cli.pubsub_channels == 0 {
+            return Err("--pubsub-subscribers, --pubsub-channels, --connections and --pipeline must be >= 1".into());
+        }
+        let addr = (cli.host.as_str(), cli.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("resolve {}: {e}", cli.host))?
+            .next()
+            .ok_or_else(|| format!("resolve {}: no address", cli.host))?;
+        let channels = cli.pubsub_channels;
+        let secs = cli.duration.unwrap_or(10.0);
+        let ready = Arc::new(Barrier::new(subs + 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sub_threads = Vec::new();
+        for i in 0..subs {
+            let (ready, stop, auth) = (ready.clone(), stop.clone(), cli.auth.clone());
+            let ch = format!("ch:{}", i % channels);
+            sub_threads.push(std::thread::spawn(move || {
+                subscriber(addr, auth, ch, ready, stop)
+            }));
+        }
+        ready.wait();
+        // A subscription made on one shard reaches the other shards'
+        // directories one message later.
+        std::thread::sleep(Duration::from_millis(100));
+        let start = std::time::Instant::now();
+        let deadline = start + Duration::from_secs_f64(secs);
+        let mut pubs = Vec::new();
+        for p in 0..cli.connections {
+            let auth = cli.auth.clone();
+            let shape = (cli.value_size, cli.pipeline);
+            pubs.push(std::thread::spawn(move || {
+                publisher(addr, auth, p, channels, shape, deadline)
+            }));
+        }
+        let (mut published, mut expected) = (0u64, 0u64);
+        for h in pubs {
+            let (p, r) = h.join().map_err(|_| "publisher panicked".to_string())??;
+            published += p;
+            expected += r;
+        }
+        let pub_secs = start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let mut hist = new_hist();
+        let mut received = 0u64;
+        for h in sub_threads {
+            let r = h.join().map_err(|_| "subscriber panicked".to_string())??;
+            received += r.received;
+            hist.add(&r.hist).map_err(|e| e.to_string())?;
+        }
+        println!(
+            "pubsub: {} publishers (pipeline {}), {} subscribers, {} channels, payload {} B, {:.1} s",
+            cli.connections,
+            cli.pipeline,
+            subs,
+            channels,
+            cli.value_size.max(20),
+            pub_secs
+        );
+        println!(
+            "published {} ({:.0}/s), delivered {} of {} reported ({:.0}/s)",
+            published,
+            published as f64 / pub_secs,
+            received,
+            expected,
+            received as f64 / pub_secs
+        );
+        println!(
+            "publish-to-receive latency: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+            us(pct(&hist, 50.0)),
+            us(pct(&hist, 99.0)),
+            us(pct(&hist, 99.9)),
+            us(hist.max())
+        );
+        if let Some(path) = &cli.json {
+            let j = format!(
+                "{{\"mode\":\"pubsub\",\"publishers\":{},\"subscribers\":{},\"channels\":{},\"seconds\":{},\"published\":{},\"delivered\":{},\"reported\":{},\"delivered_per_sec\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}\n",
+                cli.connections,
+                subs,
+                channels,
+                json_f(pub_secs),
+                published,
+                received,
+                expected,
+                json_f(received as f64 / pub_secs),
+                json_f(us(pct(&hist, 50.0))),
+                json_f(us(pct(&hist, 99.0))),
+                json_f(us(pct(&hist, 99.9)))
+            );
+            std::fs::write(path, j).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(if received == expected { 0 } else { 1 })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::next_frame;
+
+        #[test]
+        fn frames_parse_and_wait_for_more_bytes() {
+            let m = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nabc\r\n";
+            let (p, used) = next_frame(m).unwrap();
+            assert_eq!(used, m.len());
+            let (a, b) = p.unwrap();
+            assert_eq!(&m[a..b], b"abc");
+            assert!(next_frame(&m[..m.len() - 3]).is_none());
+            let conf = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+            assert_eq!(next_frame(conf), Some((None, conf.len())));
+        }
     }
 }
