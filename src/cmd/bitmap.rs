@@ -253,6 +253,54 @@ pub(crate) mod bits {
         Fail,
     }
 
+    /// Which way `v + incr` leaves a field's range: 1 above, -1 below, 0
+    /// inside. Computed as Redis's `check[Un]signedBitfieldOverflow` does,
+    /// 64-bit wrapping arithmetic included: a signed SET of a value so
+    /// negative that `max - value` wraps (e.g. i64::MIN into an i32) counts
+    /// as overflowing upwards, so SAT stores the maximum, as in Redis.
+    fn overflow_dir(v: i128, incr: i64, bits: u32, signed: bool) -> i32 {
+        if signed {
+            let value = v as i64;
+            let max: i64 = if bits == 64 {
+                i64::MAX
+            } else {
+                (1i64 << (bits - 1)) - 1
+            };
+            let min = -max - 1;
+            let maxincr = (max as u64).wrapping_sub(value as u64) as i64;
+            let minincr = min.wrapping_sub(value);
+            if value > max
+                || (bits != 64 && incr > maxincr)
+                || (value >= 0 && incr > 0 && incr > maxincr)
+            {
+                1
+            } else if value < min
+                || (bits != 64 && incr < minincr)
+                || (value < 0 && incr < 0 && incr < minincr)
+            {
+                -1
+            } else {
+                0
+            }
+        } else {
+            let value = v as u64;
+            let max = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            let maxincr = max.wrapping_sub(value) as i64;
+            let minincr = value.wrapping_neg() as i64;
+            if value > max || (incr > 0 && incr > maxincr) {
+                1
+            } else if incr < 0 && incr < minincr {
+                -1
+            } else {
+                0
+            }
+        }
+    }
+
     /// Adds `incr` to the field value `v` (for SET: the new value with
     /// `incr` 0; an unsigned SET passes the argument's 64-bit pattern).
     /// Returns the field's new bit pattern, or None when FAIL refuses.
@@ -268,16 +316,13 @@ pub(crate) mod bits {
             (0, (1i128 << bits) - 1)
         };
         let sum = v + incr as i128;
-        let fitted = if sum >= min && sum <= max {
-            sum
-        } else {
-            match ow {
-                Overflow::Fail => return None,
-                // The low bits of the two's complement sum.
-                Overflow::Wrap => sum,
-                Overflow::Sat if sum > max => max,
-                Overflow::Sat => min,
-            }
+        let fitted = match (overflow_dir(v, incr, bits, signed), ow) {
+            (0, _) => sum,
+            (_, Overflow::Fail) => return None,
+            // The low bits of the two's complement sum.
+            (_, Overflow::Wrap) => sum,
+            (d, Overflow::Sat) if d > 0 => max,
+            (_, Overflow::Sat) => min,
         };
         Some(fitted as u128 as u64 & mask)
     }
@@ -958,13 +1003,16 @@ mod tests {
             };
             let old = get(&model);
             let m = 1i128 << bits;
+            // Redis's quirk: a signed SET whose `max - value` overflows a
+            // 64-bit integer saturates upwards.
+            let quirk_up = signed && kind == 1 && bits < 64 && max - val as i128 > i64::MAX as i128;
             let fit = |x: i128| -> Option<i128> {
                 if x >= min && x <= max {
                     return Some(x);
                 }
                 match ow {
                     "fail" => None,
-                    "sat" => Some(if x > max { max } else { min }),
+                    "sat" => Some(if x > max || quirk_up { max } else { min }),
                     _ => {
                         let r = x.rem_euclid(m);
                         Some(if signed && r > max { r - m } else { r })
@@ -1018,6 +1066,46 @@ mod tests {
         want.extend_from_slice(&bytes);
         want.extend_from_slice(b"\r\n");
         assert_eq!(got.as_bytes(), String::from_utf8_lossy(&want).as_bytes());
+    }
+
+    #[test]
+    fn bitfield_sat_keeps_redis_wraparound_quirk() {
+        let mut ks = Keyspace::new(1);
+        // redis-server 7.0 stores 2147483647 here (see overflow_dir).
+        let r = run(
+            &mut ks,
+            &[
+                "bitfield",
+                "q",
+                "overflow",
+                "sat",
+                "set",
+                "i32",
+                "0",
+                "-9223372036854775808",
+                "get",
+                "i32",
+                "0",
+            ],
+        );
+        assert_eq!(r, "*2\r\n:0\r\n:2147483647\r\n");
+        let r = run(
+            &mut ks,
+            &[
+                "bitfield",
+                "q",
+                "overflow",
+                "sat",
+                "set",
+                "i32",
+                "0",
+                "-3000000000",
+                "get",
+                "i32",
+                "0",
+            ],
+        );
+        assert_eq!(r, "*2\r\n:2147483647\r\n:-2147483648\r\n");
     }
 
     #[test]

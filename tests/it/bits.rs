@@ -13,6 +13,7 @@
 //!   - geo: GEOADD (NX/XX/CH, invalid coordinates) GEODIST GEOHASH GEOPOS
 //!     GEOSEARCH GEOSEARCHSTORE GEORADIUS[BYMEMBER][_RO] with every option,
 //!     and ZRANGE WITHSCORES of stored results.
+//!
 //!   Untagged keys land on both shards (BITOP, PFCOUNT, PFMERGE and the
 //!   geo STORE forms take the cross-shard path); `{t}` keys share one.
 //!   Arguments include bad offsets, types, units and keywords, keys of the
@@ -771,8 +772,13 @@ fn run_family(shards: usize, base: u64, fams: &[Family], n: usize) {
         return;
     };
     let ringkv = Server::ringkv(shards, &[]);
+    // RINGKV_BITS_SEEDS=N runs N seeds per depth (longer local bug hunts).
+    let seeds: u64 = std::env::var("RINGKV_BITS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     for depth in [1usize, 16, 50] {
-        for s in 0..2 {
+        for s in 0..seeds {
             let seed = base + depth as u64 * 1000 + s;
             run_stream(
                 ringkv.port(),
