@@ -20,6 +20,14 @@
 //! Every read of a possibly hostile string is bounds-checked: a byte past
 //! the end reads as zero (as Redis reads the string's NUL terminator), and
 //! malformed data is reported as corruption, never trusted.
+//!
+//! Known difference on corrupted input only: when a sparse string ends in
+//! a lone XZERO byte, Redis reads the byte after its end, which is the NUL
+//! terminator unless an earlier split of that opcode left a byte there
+//! (Redis writes the split sequence after growing the length, so its last
+//! byte lands past the end). ringkv always reads zero, so after several
+//! edits of such a value the two may store different run lengths. Valid
+//! HLLs (any made by PFADD/PFMERGE) never end that way.
 
 pub const P: u32 = 14;
 pub const REGISTERS: usize = 1 << P;
@@ -503,10 +511,12 @@ mod tests {
         (0..REGISTERS).map(|i| get_reg(&d[HDR..], i)).collect()
     }
 
+    /// Every tail length (0..7 bytes after the 8-byte words) feeds the
+    /// hash. (Equality with Redis's hash is checked end to end: the HLL
+    /// bytes ringkv and redis-server build from the same elements are
+    /// compared in tests/it/bits.rs.)
     #[test]
-    fn murmur_matches_reference_values() {
-        // MurmurHash64A reference outputs (seed 0xadc83b19, as Redis uses).
-        assert_eq!(murmur64a(b"", SEED), murmur64a(&[], SEED));
+    fn murmur_hashes_every_tail_length() {
         let a = murmur64a(b"hello", SEED);
         let b = murmur64a(b"hellp", SEED);
         assert_ne!(a, b);

@@ -1129,9 +1129,8 @@ fn hostile_hll_strings_never_crash() {
     assert_eq!(cl.one(&[b"PING"]), b"+PONG\r\n");
 }
 
-/// BITOP over keys on different shards is atomic: a concurrent reader of
-/// the destination sees either no key or the whole result, and a SETBIT
-/// storm on the sources never leaves a result that mixes two states.
+/// BITOP over keys on different shards: the result is the whole
+/// computation over both sources, and a wrong-type source writes nothing.
 #[test]
 fn bitop_across_shards_stores_the_whole_result() {
     let (a, c) = keys_on_different_shards("bop");
@@ -1178,6 +1177,48 @@ fn bitop_across_shards_stores_the_whole_result() {
         String::from_utf8_lossy(&e)
     );
     assert_eq!(cl.one(&[b"EXISTS", b"dst2"]), b":0\r\n");
+}
+
+/// BITOP reads its sources on several shards as one snapshot: while
+/// another client flips both sources together with MSET (atomic across
+/// shards), `BITOP XOR` of the two must always give all-zero bytes; a
+/// torn read would give 0xFF bytes.
+#[test]
+fn bitop_across_shards_is_atomic() {
+    let (a, c) = keys_on_different_shards("atom");
+    let srv = Server::ringkv(2, &[]);
+    let port = srv.port();
+    let zeros = vec![0u8; 4096];
+    let ones = vec![0xFFu8; 4096];
+    let mut cl = Client::new(port);
+    cl.one(&[b"MSET", a.as_bytes(), &zeros, c.as_bytes(), &zeros]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, c, stop) = (a.clone(), c.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut w = Client::new(port);
+            let mut flip = false;
+            for _ in 0..3000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let v = if flip { &ones } else { &zeros };
+                w.one(&[b"MSET", a.as_bytes(), v, c.as_bytes(), v]);
+                flip = !flip;
+            }
+        })
+    };
+    for i in 0..400 {
+        let n = cl.one(&[b"BITOP", b"XOR", b"{x}dst", a.as_bytes(), c.as_bytes()]);
+        assert_eq!(n, b":4096\r\n");
+        let cnt = cl.one(&[b"BITCOUNT", b"{x}dst"]);
+        assert_eq!(
+            cnt, b":0\r\n",
+            "iteration {i}: BITOP saw the sources half-updated"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
 }
 
 /// Huge offsets: the string grows zero-filled to exactly the bit's byte,
