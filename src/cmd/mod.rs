@@ -11,8 +11,11 @@
 //!   ([`SrvCtx`]): the connection, the shard, and cross-shard transactions.
 //!   Multi-key commands whose keys span shards use a SrvFn as coordinator.
 
+pub mod bitmap;
 pub mod conn;
+pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod latency;
 pub mod list;
@@ -204,6 +207,9 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(multi::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(scripting::COMMANDS)
+        .chain(bitmap::COMMANDS)
+        .chain(hll::COMMANDS)
+        .chain(geo::COMMANDS)
 }
 
 /// The lookup table, built once.

@@ -356,7 +356,7 @@ fn strtod(s: &[u8]) -> Strtod {
 /// A float argument as Redis's `getDoubleFromObject` reads it (scores,
 /// increments, weights): the whole string, no leading space, no overflow
 /// or underflow, no NaN.
-fn parse_float_arg(s: &[u8]) -> Option<f64> {
+pub(crate) fn parse_float_arg(s: &[u8]) -> Option<f64> {
     if s.is_empty() || is_c_space(s[0]) {
         return None;
     }

@@ -37,6 +37,8 @@ pub struct EncCfg {
     /// Negative: bytes per node (-1 = 4 KiB ... -5 = 64 KiB); positive: entries per node.
     pub list_max_listpack_size: i64,
     pub proto_max_bulk_len: usize,
+    /// HLLs stay sparse up to this many bytes (hll-sparse-max-bytes).
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for EncCfg {
@@ -49,6 +51,7 @@ impl Default for EncCfg {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }

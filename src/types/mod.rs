@@ -1,6 +1,7 @@
 //! Value representations.
 
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod set;
 pub mod zset;

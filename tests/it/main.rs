@@ -15,6 +15,7 @@ mod bad_input;
 mod basic;
 mod bench_tool;
 mod benchmark_smoke;
+mod bits;
 mod concurrency;
 mod diff_hash;
 mod diff_list;
