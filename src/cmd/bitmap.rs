@@ -425,6 +425,10 @@ fn setbit(ctx: &mut Ctx, args: &[&[u8]]) {
     if (old != on || grown) && !created {
         ctx.ks.touch_write(1);
     }
+    if old != on || grown || created {
+        ctx.ks
+            .notify(crate::notify::STRING, "setbit", ctx.db, args[1]);
+    }
     ctx.out.int(old as i64);
 }
 
@@ -618,9 +622,12 @@ fn read_sources(ks: &mut Keyspace, db: usize, keys: &[&[u8]]) -> Result<Vec<Opti
 fn bitop_store(ks: &mut Keyspace, db: usize, dst: &[u8], res: Vec<u8>) -> i64 {
     let n = res.len() as i64;
     if res.is_empty() {
-        ks.delete(db, dst);
+        if ks.delete(db, dst) {
+            ks.notify(crate::notify::GENERIC, "del", db, dst);
+        }
     } else {
         ks.set(db, dst, Value::Str(Str::Raw(res)), false);
+        ks.notify(crate::notify::STRING, "set", db, dst);
     }
     n
 }
@@ -854,6 +861,10 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[&[u8]], ro: bool) {
     // A created key was already counted once by `set`.
     ctx.ks
         .touch_write(changes - (created && changes > 0) as u64);
+    if changes > 0 {
+        ctx.ks
+            .notify(crate::notify::STRING, "setbit", ctx.db, args[1]);
+    }
 }
 
 fn bitfield(ctx: &mut Ctx, args: &[&[u8]]) {

@@ -968,9 +968,19 @@ fn search_into(
 
 /// Stores search results at `dst` (deleting it when there are none) and
 /// returns their number.
-fn store_points(ks: &mut Keyspace, db: usize, dst: &[u8], mut items: Vec<(Box<[u8]>, f64)>) -> i64 {
+/// `event`: the keyspace event of a stored result (geosearchstore or
+/// georadiusstore).
+fn store_points(
+    ks: &mut Keyspace,
+    db: usize,
+    dst: &[u8],
+    mut items: Vec<(Box<[u8]>, f64)>,
+    event: &'static str,
+) -> i64 {
     if items.is_empty() {
-        ks.delete(db, dst);
+        if ks.delete(db, dst) {
+            ks.notify(crate::notify::GENERIC, "del", db, dst);
+        }
         return 0;
     }
     let n = items.len() as i64;
@@ -984,7 +994,17 @@ fn store_points(ks: &mut Keyspace, db: usize, dst: &[u8], mut items: Vec<(Box<[u
     let z = ZSet::from_sorted(items, lim);
     ks.set(db, dst, Value::ZSet(Box::new(z)), false);
     ks.signal_ready(db, dst);
+    ks.notify(crate::notify::ZSET, event, db, dst);
     n
+}
+
+/// The keyspace event of a storing search command.
+fn store_event(args: &[&[u8]]) -> &'static str {
+    if eq_ic(args[0], "geosearchstore") {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    }
 }
 
 /// Runs a search whose keys all live on this shard.
@@ -997,7 +1017,7 @@ fn search_local(ctx: &mut Ctx, args: &[&[u8]], src: usize, flags: u32) {
     match outcome {
         Outcome::Reply(b) => ctx.out.raw(&b),
         Outcome::Store(items, d) => {
-            let n = store_points(ctx.ks, ctx.db, args[d], items);
+            let n = store_points(ctx.ks, ctx.db, args[d], items, store_event(args));
             ctx.out.int(n);
         }
     }
@@ -1022,6 +1042,7 @@ fn search_multi(ctx: &mut SrvCtx, args: &[&[u8]], src: usize, flags: u32) {
     }
     shards.sort_unstable();
     shards.dedup();
+    let event = store_event(args);
     let r = ctx.sh.tx(&shards, move |tx| {
         let a2 = owned.clone();
         let outcome = tx.run(src_shard, move |sh: &mut Shard| {
@@ -1040,7 +1061,7 @@ fn search_multi(ctx: &mut SrvCtx, args: &[&[u8]], src: usize, flags: u32) {
                 let ds = tx.sh.shard_of(&dst);
                 Ok(Err(tx.run(ds, move |sh: &mut Shard| {
                     sh.ks.now = now;
-                    store_points(&mut sh.ks, db, &dst, items)
+                    store_points(&mut sh.ks, db, &dst, items, event)
                 })))
             }
         }

@@ -184,6 +184,7 @@ fn pfadd(ctx: &mut Ctx, args: &[&[u8]]) {
             }
             hll::invalidate(&mut s);
             ctx.ks.set(db, key, Value::Str(Str::Raw(s)), false);
+            ctx.ks.notify(crate::notify::STRING, "pfadd", db, key);
             return ctx.out.int(1);
         }
     };
@@ -202,6 +203,7 @@ fn pfadd(ctx: &mut Ctx, args: &[&[u8]]) {
     if updated > 0 {
         hll::invalidate(s);
         ctx.ks.touch_write(updated);
+        ctx.ks.notify(crate::notify::STRING, "pfadd", db, key);
     }
     ctx.out.int((updated > 0) as i64);
 }
@@ -298,6 +300,7 @@ fn merge_store(
     if !created {
         ks.touch_write(1);
     }
+    ks.notify(crate::notify::STRING, "pfadd", db, dst);
     Ok(())
 }
 
