@@ -243,12 +243,17 @@ fn function_cmd(c: &mut SrvCtx, args: &[&[u8]]) {
                 }
             }
             match functions::load(code, replace) {
-                Ok(name) => c.out.bulk(name.as_bytes()),
+                Ok(name) => {
+                    // A change for the save points, as Redis counts it.
+                    c.sh.ks.dirty += 1;
+                    c.out.bulk(name.as_bytes())
+                }
                 Err(e) => c.out.err(&e),
             }
         }
         "delete" => {
             if functions::delete(args[2]) {
+                c.sh.ks.dirty += 1;
                 c.out.ok()
             } else {
                 c.out.err("Library not found")
@@ -291,6 +296,7 @@ fn function_cmd(c: &mut SrvCtx, args: &[&[u8]]) {
                 }
             }
             functions::flush();
+            c.sh.ks.dirty += 1;
             c.out.ok();
         }
         "dump" => c.out.bulk(&functions::dump(true)),
@@ -313,7 +319,10 @@ fn function_cmd(c: &mut SrvCtx, args: &[&[u8]]) {
                 }
             };
             match functions::restore(args[2], policy) {
-                Ok(()) => c.out.ok(),
+                Ok(()) => {
+                    c.sh.ks.dirty += 1;
+                    c.out.ok()
+                }
                 Err(e) => c.out.err(&e),
             }
         }

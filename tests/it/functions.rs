@@ -1012,3 +1012,40 @@ fn lock_recipes_with_redis_py() {
         );
     }
 }
+
+/// FUNCTION LOAD, DELETE, FLUSH and RESTORE count as changes for the save
+/// points (rdb_changes_since_last_save), as in Redis.
+#[test]
+fn function_changes_count_for_save_points() {
+    let srv = Server::ringkv(2, &[]);
+    let mut c = srv.client();
+    let changes = |c: &mut redis::Connection| -> i64 {
+        let Value::BulkString(b) = ok(c, &["INFO", "persistence"]) else {
+            panic!("INFO is no bulk string");
+        };
+        let text = String::from_utf8(b).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let wait_for = |c: &mut redis::Connection, n: i64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while changes(c) < n {
+            assert!(Instant::now() < deadline, "changes stay below {n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(changes(&mut c), 0);
+    ok(&mut c, &["FUNCTION", "LOAD", LIB1]);
+    wait_for(&mut c, 1);
+    let dump = dump_of(&mut c);
+    ok(&mut c, &["FUNCTION", "DELETE", "lib1"]);
+    wait_for(&mut c, 2);
+    raw_cmd(&mut c, &[b"FUNCTION", b"RESTORE", &dump]).unwrap();
+    wait_for(&mut c, 3);
+    ok(&mut c, &["FUNCTION", "FLUSH"]);
+    wait_for(&mut c, 4);
+}
