@@ -357,6 +357,8 @@ fn write_snapshot(
             aof_base: false,
         },
     );
+    // Function libraries come first, as Redis writes them.
+    head.extend_from_slice(&crate::script::functions::rdb_records(cfg.compress));
     let mut crc = rdb::crc64(0, &head);
     out.write_batch(&[head]).map_err(werr)?;
     let t0 = Instant::now();
@@ -565,6 +567,7 @@ pub fn save_keyspaces(kss: &[&Keyspace], cfg: &SnapCfg) -> Result<u64, String> {
                 aof_base: false,
             },
         );
+        buf.extend_from_slice(&crate::script::functions::rdb_records(cfg.compress));
         let mut crc = 0u64;
         let mut total = 0u64;
         let mut flush =
@@ -678,6 +681,8 @@ pub fn load_file(
             e
         )
     })?;
+    crate::script::functions::load_rdb(&info.functions)
+        .map_err(|e| format!("Bad RDB file {}: {}", path.display(), e))?;
     for (s, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
             senders[s]
@@ -701,10 +706,18 @@ pub fn load_file(
         loaded,
         expired,
         info.empty_keys_skipped,
-        if info.functions_skipped > 0 {
-            format!(", {} functions ignored (no scripting)", info.functions_skipped)
-        } else {
-            String::new()
+        {
+            let mut extra = String::new();
+            if !info.functions.is_empty() {
+                extra += &format!(", {} function libraries loaded", info.functions.len());
+            }
+            if info.functions_skipped > 0 {
+                extra += &format!(
+                    ", {} pre-GA function libraries ignored",
+                    info.functions_skipped
+                );
+            }
+            extra
         }
     ));
     crate::log::notice(&format!(

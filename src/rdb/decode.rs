@@ -865,8 +865,11 @@ pub struct LoadInfo {
     pub keys: u64,
     /// Empty collections skipped, as Redis 7.0 skips them.
     pub empty_keys_skipped: u64,
-    /// Function libraries (FUNCTION/FUNCTION2 opcodes) skipped.
+    /// Function libraries in the pre-GA format (FUNCTION opcode), skipped.
     pub functions_skipped: u64,
+    /// The code of each function library (FUNCTION2 opcode), in file
+    /// order.
+    pub functions: Vec<Vec<u8>>,
 }
 
 fn err_at<T>(pos: usize, what: impl Into<String>) -> Result<T> {
@@ -1020,8 +1023,8 @@ fn parse_body(
             }
             OP_MODULE_AUX => return err_at(op_pos, "module data is not supported"),
             OP_FUNCTION2 => {
-                r.string()?;
-                info.functions_skipped += 1;
+                let code = r.string()?;
+                info.functions.push(code);
             }
             OP_FUNCTION => {
                 // The 7.0-rc format: name, engine, optional description,
@@ -1754,7 +1757,11 @@ mod tests {
         }
         assert_eq!(info.keys, want.len() as u64);
         assert_eq!(info.empty_keys_skipped, 3);
-        assert_eq!(info.functions_skipped, 2);
+        assert_eq!(info.functions_skipped, 1);
+        assert_eq!(
+            info.functions,
+            vec![b"#!lua name=lib\nredis.register_function('f', function() return 1 end)".to_vec()]
+        );
         assert_eq!(info.aux, vec![(b"redis-ver".to_vec(), b"7.0.0".to_vec())]);
         let by = |k: &[u8]| got.iter().find(|e| e.key == k).unwrap();
         assert_eq!(by(b"exp:ms").idle_secs, Some(77));

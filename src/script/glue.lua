@@ -38,7 +38,7 @@ local function handler(e)
         if not i then
             break
         end
-        if i.source == "@user_script" then
+        if i.source == "@user_script" or i.source == "@user_function" then
             src, line = i.source, i.currentline
             break
         end
@@ -55,8 +55,14 @@ local function handler(e)
     return { err = msg, source = src, line = line }
 end
 
-H.run = function(f)
-    return xpcall(f, handler)
+H.run = function(f, keys, args)
+    if keys == nil then
+        return xpcall(f, handler)
+    end
+    -- A function (FCALL) gets KEYS and ARGV as its arguments.
+    return xpcall(function()
+        return f(keys, args)
+    end, handler)
 end
 -- pcall gives the message of an error reply (raised by redis.call or
 -- error({err=...})) as a string, as Redis 7.0 does.
@@ -110,13 +116,43 @@ for _, name in ipairs({ "debug", "print", "setfenv", "getfenv", "newproxy", "mod
 end
 
 rawset(real, "redis", protect(redis))
-for _, name in ipairs({ "string", "math", "table", "coroutine", "bit", "cjson" }) do
+for _, name in ipairs({ "string", "math", "table", "coroutine", "bit", "cjson", "struct", "cmsgpack" }) do
     local lib = real[name]
     if lib ~= nil then
         rawset(real, name, protect(lib))
     end
 end
 rawset(real, "_G", P)
+
+-- Functions: every library's code runs with FG as its globals. While a
+-- library's top level runs (FUNCTION LOAD) FG shows only the load API,
+-- a `redis` table with register_function, log and the version; when its
+-- functions run later FG shows the usual globals.
+local load_redis = {
+    register_function = H.register_function,
+    log = H.log,
+    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    REDIS_VERSION = H.version,
+    REDIS_VERSION_NUM = H.version_num,
+}
+local function missing(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+setmetatable(load_redis, { __index = missing, __newindex = readonly, __metatable = false })
+local load_api = setmetatable({ redis = protect(load_redis) }, {
+    __index = missing,
+    __newindex = readonly,
+    __metatable = false,
+})
+local fg_meta = { __index = real, __newindex = readonly, __metatable = false }
+local FG = setmetatable({}, fg_meta)
+H.load_lib = function(f)
+    setfenv(f, FG)
+    fg_meta.__index = load_api
+    local ok, e = xpcall(f, handler)
+    fg_meta.__index = real
+    return ok, e
+end
 
 setmetatable(real, {
     __index = function(_, k)

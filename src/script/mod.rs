@@ -12,15 +12,17 @@
 //! a transaction that holds every shard whole, so it is atomic whatever
 //! keys it touches (declared or not).
 
+mod binlibs;
 mod cjson;
 mod convert;
+pub mod functions;
 mod libs;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
@@ -55,6 +57,10 @@ pub struct Running {
     pub wrote: AtomicBool,
     /// SCRIPT KILL asked it to stop.
     pub kill: AtomicBool,
+    /// It is a function (FCALL), not an EVAL script.
+    pub function: AtomicBool,
+    /// Its name and command line (FUNCTION STATS).
+    pub info: Mutex<Option<(String, Vec<Vec<u8>>)>>,
 }
 
 /// One entry per shard (shard ids wrap at this size).
@@ -63,6 +69,8 @@ pub static RUNNING: [Running; 1024] = [const {
         since_ms: AtomicU64::new(0),
         wrote: AtomicBool::new(false),
         kill: AtomicBool::new(false),
+        function: AtomicBool::new(false),
+        info: Mutex::new(None),
     }
 }; 1024];
 
@@ -91,27 +99,134 @@ pub fn busy_for(ms: u64) -> bool {
     })
 }
 
-/// SCRIPT KILL: stops a running script that has not written.
+/// SCRIPT KILL / FUNCTION KILL: stops a running script that has not
+/// written.
 pub enum Kill {
     Killed,
     NotBusy,
     Unkillable,
+    /// SCRIPT KILL for a function or FUNCTION KILL for a script: the BUSY
+    /// message naming the right command.
+    WrongKind(&'static str),
 }
 
-pub fn kill() -> Kill {
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// The -BUSY reply while a script runs past busy-reply-threshold: it
+/// names FUNCTION KILL when the script is a function.
+pub fn busy_message() -> &'static str {
+    let function = RUNNING
+        .iter()
+        .any(|r| r.since_ms.load(Ordering::Relaxed) != 0 && r.function.load(Ordering::Relaxed));
+    if function {
+        BUSY_FUNCTION
+    } else {
+        BUSY_EVAL
+    }
+}
+
+/// `is_eval`: SCRIPT KILL (true) or FUNCTION KILL (false).
+pub fn kill(is_eval: bool) -> Kill {
     let mut r = Kill::NotBusy;
     for x in RUNNING.iter() {
         if x.since_ms.load(Ordering::Acquire) == 0 {
             continue;
         }
+        let function = x.function.load(Ordering::Acquire);
         if x.wrote.load(Ordering::Acquire) {
             r = Kill::Unkillable;
+        } else if is_eval && function {
+            r = Kill::WrongKind(BUSY_FUNCTION);
+        } else if !is_eval && !function {
+            r = Kill::WrongKind(BUSY_EVAL);
         } else {
             x.kill.store(true, Ordering::Release);
             return Kill::Killed;
         }
     }
     r
+}
+
+/// Whether an EVAL script (not a function) runs now: FUNCTION STATS then
+/// answers -BUSY, as Redis does.
+pub fn eval_running() -> bool {
+    RUNNING
+        .iter()
+        .any(|r| r.since_ms.load(Ordering::Acquire) != 0 && !r.function.load(Ordering::Acquire))
+}
+
+/// The function running now, if any: its name, command line and how long
+/// it has run (FUNCTION STATS).
+pub fn running_function() -> Option<(String, Vec<Vec<u8>>, u64)> {
+    let now = crate::util::now_ms();
+    RUNNING.iter().find_map(|r| {
+        let t = r.since_ms.load(Ordering::Acquire);
+        if t == 0 || !r.function.load(Ordering::Acquire) {
+            return None;
+        }
+        let info = r.info.lock().ok()?.clone()?;
+        Some((info.0, info.1, now.saturating_sub(t)))
+    })
+}
+
+/// The flags of an EVAL script's `#!lua` line: None for a script without
+/// one (it runs as before Redis 7.0), or the error message.
+pub fn shebang_flags(body: &[u8]) -> Result<Option<u32>, String> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let Some(nl) = body.iter().position(|&c| c == b'\n') else {
+        return Err("Invalid script shebang".into());
+    };
+    let mut parts = body[..nl].split(|&c| c == b' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or(b"#!");
+    if engine != b"#!lua" {
+        return Err(format!(
+            "Unexpected engine in script shebang: {}",
+            String::from_utf8_lossy(engine)
+        ));
+    }
+    let mut flags = 0;
+    for p in parts {
+        let Some(list) = p.strip_prefix(b"flags=") else {
+            return Err(format!(
+                "Unknown lua shebang option: {}",
+                String::from_utf8_lossy(p)
+            ));
+        };
+        if list.is_empty() {
+            continue;
+        }
+        for f in list.split(|&c| c == b',') {
+            match functions::FLAG_NAMES
+                .iter()
+                .find(|(n, _)| n.as_bytes() == f)
+            {
+                Some((_, bit)) => flags |= bit,
+                None => {
+                    return Err(format!(
+                        "Unexpected flag in script shebang: {}",
+                        String::from_utf8_lossy(f)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(Some(flags))
+}
+
+/// The Lua source of a script: after its `#!` line, from that line's
+/// newline on (so line numbers still count it).
+fn lua_source(body: &[u8]) -> &[u8] {
+    if body.starts_with(b"#!") {
+        let nl = body.iter().position(|&c| c == b'\n').unwrap_or(body.len());
+        &body[nl..]
+    } else {
+        body
+    }
 }
 
 fn cache() -> &'static Cache {
@@ -216,12 +331,18 @@ fn register_helpers(lua: &Lua, h: &Table, resp: Rc<Cell<u8>>) -> mlua::Result<()
                 let b = s.as_bytes();
                 if field == "ok" {
                     t.raw_set(field, lua.create_string(&b)?)?;
-                } else if b.first() == Some(&b'-') {
-                    t.raw_set(field, lua.create_string(&b[1..])?)?;
                 } else {
-                    let mut e = b"ERR ".to_vec();
-                    e.extend_from_slice(&b);
-                    t.raw_set(field, lua.create_string(&e)?)?;
+                    // Redis reads an error code before the first space
+                    // (after an optional '-'); with no space the code is
+                    // ERR.
+                    let body = b.strip_prefix(b"-").unwrap_or(&b);
+                    if body.contains(&b' ') {
+                        t.raw_set(field, lua.create_string(body)?)?;
+                    } else {
+                        let mut e = b"ERR ".to_vec();
+                        e.extend_from_slice(body);
+                        t.raw_set(field, lua.create_string(&e)?)?;
+                    }
                 }
             }
             _ => t.raw_set("err", "ERR wrong number or type of arguments")?,
@@ -319,11 +440,141 @@ struct CallCtx<'a> {
     read_only: bool,
 }
 
+/// A function registered by a library's top level.
+struct Reg {
+    name: String,
+    desc: Option<Vec<u8>>,
+    flags: u32,
+    f: Function,
+}
+
+type Regs = Rc<RefCell<Option<Vec<Reg>>>>;
+
+/// A register_function error (Redis raises these without a location).
+fn reg_fail<T>(msg: &str) -> mlua::Result<T> {
+    fail(&format!("ERR {msg}"))
+}
+
+/// A Lua string or number as bytes (lua_isstring).
+fn string_like(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
+    arg_string(lua, v)
+}
+
+fn read_flags(lua: &Lua, t: &Table) -> Option<u32> {
+    let mut flags = 0;
+    for j in 1.. {
+        let v: Value = t.get(j).ok()?;
+        if v.is_nil() {
+            break;
+        }
+        flags |= functions::flag_by_name(&string_like(lua, &v)?)?;
+    }
+    Some(flags)
+}
+
+/// `redis.register_function` while a library loads: the positional form
+/// (name, callback) or the named one ({function_name=, callback=, flags=,
+/// description=}), with Redis's checks and messages.
+fn register_function(lua: &Lua, regs: &Regs, args: MultiValue) -> mlua::Result<()> {
+    if regs.borrow().is_none() {
+        return reg_fail("redis.register_function can only be called on FUNCTION LOAD command");
+    }
+    if args.is_empty() || args.len() > 2 {
+        return reg_fail("wrong number of arguments to redis.register_function");
+    }
+    let (name, desc, flags, f) = if args.len() == 1 {
+        let Value::Table(t) = &args[0] else {
+            return reg_fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+        };
+        let (mut name, mut desc, mut flags, mut f) = (None, None, 0, None);
+        for pair in t.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            let Some(k) = string_like(lua, &k) else {
+                return reg_fail(
+                    "named argument key given to redis.register_function is not a string",
+                );
+            };
+            let k = k.to_ascii_lowercase();
+            match k.as_slice() {
+                b"function_name" => match string_like(lua, &v) {
+                    Some(n) => name = Some(n),
+                    None => return reg_fail(
+                        "function_name argument given to redis.register_function must be a string",
+                    ),
+                },
+                b"description" => match string_like(lua, &v) {
+                    Some(d) => desc = Some(d),
+                    None => return reg_fail(
+                        "description argument given to redis.register_function must be a string",
+                    ),
+                },
+                b"callback" => {
+                    match v {
+                        Value::Function(cb) => f = Some(cb),
+                        _ => return reg_fail(
+                            "callback argument given to redis.register_function must be a function",
+                        ),
+                    }
+                }
+                b"flags" => {
+                    let Value::Table(ft) = &v else {
+                        return reg_fail("flags argument to redis.register_function must be a table representing function flags");
+                    };
+                    match read_flags(lua, ft) {
+                        Some(x) => flags = x,
+                        None => return reg_fail("unknown flag given"),
+                    }
+                }
+                _ => return reg_fail("unknown argument given to redis.register_function"),
+            }
+        }
+        let Some(name) = name else {
+            return reg_fail("redis.register_function must get a function name argument");
+        };
+        let Some(f) = f else {
+            return reg_fail("redis.register_function must get a callback argument");
+        };
+        (name, desc, flags, f)
+    } else {
+        let Some(name) = string_like(lua, &args[0]) else {
+            return reg_fail("first argument to redis.register_function must be a string");
+        };
+        let Value::Function(f) = &args[1] else {
+            return reg_fail("second argument to redis.register_function must be a function");
+        };
+        (name, None, 0, f.clone())
+    };
+    if !functions::valid_name(&name) {
+        return reg_fail(functions::NAME_ERR);
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    let mut guard = regs.borrow_mut();
+    let list = guard.get_or_insert_with(Vec::new);
+    if list.iter().any(|r| r.name == name) {
+        return reg_fail("Function already exists in the library");
+    }
+    list.push(Reg {
+        name,
+        desc,
+        flags,
+        f,
+    });
+    Ok(())
+}
+
 /// One shard's Lua state.
 struct Engine {
     lua: Lua,
     generation: u64,
     funcs: HashMap<String, Function>,
+    /// FCALL: every library's functions by lower-cased name, loaded at
+    /// library generation `fgen` (0: none loaded yet).
+    fcalls: HashMap<String, Function>,
+    fgen: u64,
+    /// glue.lua's loader: runs a library's top level in the load
+    /// environment.
+    load_lib: Function,
+    regs: Regs,
     /// Helper table shared with glue.lua (H).
     run: Function,
     setenv: Function,
@@ -373,8 +624,16 @@ impl Engine {
                 })
             })?,
         )?;
+        let regs: Regs = Rc::new(RefCell::new(None));
+        let regs2 = regs.clone();
+        h.raw_set(
+            "register_function",
+            lua.create_function(move |lua, args: MultiValue| register_function(lua, &regs2, args))?,
+        )?;
         real.raw_set("bit", libs::bit_library(&lua)?)?;
         real.raw_set("cjson", cjson::library(&lua)?)?;
+        real.raw_set("struct", binlibs::struct_library(&lua)?)?;
+        real.raw_set("cmsgpack", binlibs::cmsgpack_library(&lua)?)?;
         libs::install_random(&lua, &real.raw_get::<Table>("math")?)?;
         let dbg: Value = real.raw_get("debug")?;
         let setfenv: Value = real.raw_get("setfenv")?;
@@ -384,10 +643,15 @@ impl Engine {
         let run: Function = h.raw_get("run")?;
         let setenv: Function = h.raw_get("setenv")?;
         let redis: Table = h.raw_get("redis")?;
+        let load_lib: Function = h.raw_get("load_lib")?;
         Ok(Engine {
             lua,
             generation: GENERATION.load(Ordering::SeqCst),
             funcs: HashMap::new(),
+            fcalls: HashMap::new(),
+            fgen: 0,
+            load_lib,
+            regs,
             run,
             setenv,
             redis,
@@ -403,7 +667,7 @@ impl Engine {
         }
         let f = self
             .lua
-            .load(body)
+            .load(lua_source(body))
             .set_name("@user_script")
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
@@ -416,23 +680,100 @@ impl Engine {
         Ok(f)
     }
 
-    /// Runs a compiled script and writes its reply.
+    /// Runs a library's top level (FUNCTION LOAD, or this shard loading
+    /// the libraries): the functions it registered, or the error message.
+    /// `src` is the code from the metadata line's newline on.
+    fn load_library(&mut self, src: &[u8], timeout: bool) -> Result<Vec<Reg>, String> {
+        let f = self
+            .lua
+            .load(src)
+            .set_name("@user_function")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| {
+                let m = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    e => error_text(&e),
+                };
+                format!("Error compiling function: {m}")
+            })?;
+        *self.regs.borrow_mut() = Some(Vec::new());
+        if timeout {
+            let start = std::time::Instant::now();
+            let _ = self.lua.set_hook(
+                mlua::HookTriggers::new().every_nth_instruction(100_000),
+                move |_, _| {
+                    if start.elapsed() > std::time::Duration::from_millis(500) {
+                        Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()))
+                    } else {
+                        Ok(mlua::VmState::Continue)
+                    }
+                },
+            );
+        }
+        let r = self.load_lib.call::<MultiValue>(f);
+        self.lua.remove_hook();
+        let regs = self.regs.borrow_mut().take().unwrap_or_default();
+        let mv = r.map_err(|e| format!("Error registering functions: ERR {}", error_text(&e)))?;
+        let mut it = mv.into_iter();
+        if matches!(it.next(), Some(Value::Boolean(true))) {
+            return Ok(regs);
+        }
+        let msg = match it.next() {
+            Some(Value::Table(t)) => t
+                .raw_get::<mlua::LuaString>("err")
+                .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned())
+                .unwrap_or_else(|_| "ERR unknown error".into()),
+            _ => "ERR unknown error".into(),
+        };
+        Err(format!("Error registering functions: {msg}"))
+    }
+
+    /// Loads every library into this state when the registry changed
+    /// since it last did.
+    fn ensure_functions(&mut self) {
+        let g = functions::GENERATION.load(Ordering::SeqCst);
+        if self.fgen == g {
+            return;
+        }
+        self.fcalls.clear();
+        for lib in functions::libraries() {
+            let at = lib
+                .code
+                .iter()
+                .position(|&c| c == b'\n')
+                .unwrap_or(lib.code.len());
+            if let Ok(regs) = self.load_library(&lib.code[at..], false) {
+                for r in regs {
+                    self.fcalls
+                        .entry(r.name.to_ascii_lowercase())
+                        .or_insert(r.f);
+                }
+            }
+        }
+        self.fgen = g;
+    }
+
+    /// Runs a compiled script and writes its reply. `name`: the SHA1, or
+    /// the function's name; `fcall`: the command line of an FCALL (the
+    /// function gets KEYS and ARGV as arguments), None for EVAL.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         sh: &mut Shard,
         conn: &mut Conn,
         out: &mut Out,
-        sha: &str,
+        name: &str,
         f: &Function,
         keys: &[&[u8]],
         argv: &[&[u8]],
         read_only: bool,
+        fcall: Option<&[&[u8]]>,
     ) {
         let db = conn.db;
         let client_resp3 = conn.resp3;
         self.resp.set(2);
-        let r = self.call(sh, conn, f, keys, argv, read_only);
+        let r = self.call(sh, conn, f, keys, argv, read_only, name, fcall);
         conn.db = db;
         conn.resp3 = client_resp3;
         let script_resp3 = self.resp.get() == 3;
@@ -445,7 +786,7 @@ impl Engine {
                 if ok {
                     convert::lua_to_reply(&mut o, &v, script_resp3, 0);
                 } else {
-                    o.error(&convert::script_error(&v, sha));
+                    o.error(&convert::script_error(&v, name));
                 }
             }
             Err(e) => o.err(&format!("Error running script: {}", error_text(&e))),
@@ -457,6 +798,7 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn call(
         &mut self,
         sh: &mut Shard,
@@ -465,6 +807,8 @@ impl Engine {
         keys: &[&[u8]],
         argv: &[&[u8]],
         read_only: bool,
+        name: &str,
+        fcall: Option<&[&[u8]]>,
     ) -> mlua::Result<MultiValue> {
         let real = self.lua.globals();
         let seq = |items: &[&[u8]]| -> mlua::Result<Table> {
@@ -474,8 +818,15 @@ impl Engine {
             }
             Ok(t)
         };
-        real.raw_set("KEYS", seq(keys)?)?;
-        real.raw_set("ARGV", seq(argv)?)?;
+        let (ktab, atab) = (seq(keys)?, seq(argv)?);
+        if fcall.is_some() {
+            // Functions get them as arguments, not as globals.
+            real.raw_set("KEYS", Value::Nil)?;
+            real.raw_set("ARGV", Value::Nil)?;
+        } else {
+            real.raw_set("KEYS", ktab.clone())?;
+            real.raw_set("ARGV", atab.clone())?;
+        }
         let ctx = RefCell::new(CallCtx {
             sh,
             conn,
@@ -489,6 +840,12 @@ impl Engine {
         let me = running(ctx.borrow().sh.id);
         me.wrote.store(false, Ordering::Release);
         me.kill.store(false, Ordering::Release);
+        me.function.store(fcall.is_some(), Ordering::Release);
+        if let Some(cmd) = fcall {
+            if let Ok(mut i) = me.info.lock() {
+                *i = Some((name.to_string(), cmd.iter().map(|a| a.to_vec()).collect()));
+            }
+        }
         me.since_ms.store(crate::util::now_ms(), Ordering::Release);
         ACTIVE.fetch_add(1, Ordering::AcqRel);
         self.lua.set_hook(
@@ -520,13 +877,22 @@ impl Engine {
             })?;
             redis.raw_set("call", call)?;
             redis.raw_set("pcall", pcall)?;
-            let r = run.call::<MultiValue>(f.clone());
+            let r = if fcall.is_some() {
+                run.call::<MultiValue>((f.clone(), ktab, atab))
+            } else {
+                run.call::<MultiValue>(f.clone())
+            };
             redis.raw_set("call", Value::Nil)?;
             redis.raw_set("pcall", Value::Nil)?;
             r
         });
         self.lua.remove_hook();
         me.since_ms.store(0, Ordering::Release);
+        if fcall.is_some() {
+            if let Ok(mut i) = me.info.lock() {
+                *i = None;
+            }
+        }
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
         r
     }
@@ -640,6 +1006,10 @@ fn with_engine(out: &mut Out, f: impl FnOnce(&mut Engine, &mut Out)) {
 /// Compiles a script on this shard (SCRIPT LOAD) and caches it. Returns its
 /// SHA1, or writes the compile error.
 pub fn load(out: &mut Out, body: &[u8]) -> Option<String> {
+    if let Err(e) = shebang_flags(body) {
+        out.err(&e);
+        return None;
+    }
     let sha = sha1hex(body);
     let mut ok = false;
     with_engine(out, |eng, out| match eng.function(&sha, body) {
@@ -674,21 +1044,86 @@ pub fn eval(
             None => return out.error("NOSCRIPT No matching script. Please use EVAL."),
         },
     };
+    let flags = match shebang_flags(&body) {
+        Ok(f) => f,
+        Err(e) => return out.err(&e),
+    };
     with_engine(out, |eng, out| {
         let f = match eng.function(sha, &body) {
             Ok(f) => f,
             Err(m) => return out.err(&format!("Error compiling script (new function): {m}")),
         };
         cache_put(sha, &body);
-        if sh.n == 1 {
-            return eng.run(sh, conn, out, sha, &f, keys, argv, read_only);
+        let mut read_only = read_only;
+        if let Some(flags) = flags {
+            // A script with a #! line declares whether it writes.
+            if flags & functions::NO_WRITES == 0 {
+                if read_only {
+                    return out.err("Can not execute a script with write flag using *_ro command.");
+                }
+            } else {
+                read_only = true;
+            }
         }
-        // Several shards: hold every shard whole for the whole script, so
-        // it is atomic even when it touches keys it did not declare.
-        let sets = (0..sh.n).map(|s| (s, LockSet::All)).collect();
-        sh.tx_with(sets, |tx| {
-            eng.run(tx.sh, conn, out, sha, &f, keys, argv, read_only)
-        });
+        run_locked(eng, sh, conn, out, sha, &f, keys, argv, read_only, None);
+    });
+}
+
+/// Runs a script or function: inline with one shard; with several, inside
+/// a transaction that holds every shard whole for the whole script, so it
+/// is atomic even when it touches keys it did not declare.
+#[allow(clippy::too_many_arguments)]
+fn run_locked(
+    eng: &mut Engine,
+    sh: &mut Shard,
+    conn: &mut Conn,
+    out: &mut Out,
+    name: &str,
+    f: &Function,
+    keys: &[&[u8]],
+    argv: &[&[u8]],
+    read_only: bool,
+    fcall: Option<&[&[u8]]>,
+) {
+    if sh.n == 1 {
+        return eng.run(sh, conn, out, name, f, keys, argv, read_only, fcall);
+    }
+    let sets = (0..sh.n).map(|s| (s, LockSet::All)).collect();
+    sh.tx_with(sets, |tx| {
+        eng.run(tx.sh, conn, out, name, f, keys, argv, read_only, fcall)
+    });
+}
+
+/// FCALL's run, after the checks: this shard's Lua state loads the
+/// libraries if they changed, then runs the function.
+#[allow(clippy::too_many_arguments)]
+fn run_function(
+    sh: &mut Shard,
+    conn: &mut Conn,
+    out: &mut Out,
+    name: &str,
+    keys: &[&[u8]],
+    argv: &[&[u8]],
+    read_only: bool,
+    cmdline: &[&[u8]],
+) {
+    with_engine(out, |eng, out| {
+        eng.ensure_functions();
+        let Some(f) = eng.fcalls.get(&name.to_ascii_lowercase()).cloned() else {
+            return out.err("Function not found");
+        };
+        run_locked(
+            eng,
+            sh,
+            conn,
+            out,
+            name,
+            &f,
+            keys,
+            argv,
+            read_only,
+            Some(cmdline),
+        );
     });
 }
 

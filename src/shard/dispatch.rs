@@ -280,9 +280,7 @@ impl Shard {
         {
             // A script has run past busy-reply-threshold (on another
             // shard: this one would not be dispatching).
-            out.error(
-                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-            );
+            out.error(crate::script::busy_message());
             self.count_error("BUSY");
             self.finish_reply(conn, direct, skip, scratch);
             return Flow::Next;
