@@ -70,6 +70,8 @@ impl Global {
                 zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
                 list_max_listpack_size: c.get_i64("list-max-listpack-size"),
                 proto_max_bulk_len: c.get_i64("proto-max-bulk-len") as usize,
+                stream_node_max_bytes: c.get_i64("stream-node-max-bytes") as usize,
+                stream_node_max_entries: c.get_i64("stream-node-max-entries") as usize,
             },
         }
     }

@@ -3,6 +3,7 @@
 pub mod hash;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 /// Strings up to this length are "embstr" in Redis.
@@ -113,6 +114,7 @@ pub enum Value {
     Hash(Box<hash::Hash>),
     Set(Box<set::Set>),
     ZSet(Box<zset::ZSet>),
+    Stream(Box<stream::Stream>),
 }
 
 impl Value {
@@ -124,6 +126,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -135,6 +138,7 @@ impl Value {
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Value {
             Value::Hash(v) => v.heap_size() + std::mem::size_of::<hash::Hash>(),
             Value::Set(v) => v.heap_size() + std::mem::size_of::<set::Set>(),
             Value::ZSet(v) => v.heap_size() + std::mem::size_of::<zset::ZSet>(),
+            Value::Stream(v) => v.heap_size() + std::mem::size_of::<stream::Stream>(),
         }
     }
 }

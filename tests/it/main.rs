@@ -30,3 +30,4 @@ mod scripting;
 mod snapshot;
 mod sort;
 mod startup;
+mod streams;
