@@ -20,6 +20,11 @@ enum V {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Arr(Option<Vec<V>>),
+    /// RESP3: null, a map (keys and values in order), a set, a double.
+    Null,
+    Map(Vec<V>),
+    Set(Vec<V>),
+    Double(String),
 }
 
 struct Resp {
@@ -78,6 +83,16 @@ impl Resp {
                 }
                 V::Arr(Some((0..n).map(|_| self.value()).collect()))
             }
+            "_" => V::Null,
+            "%" => {
+                let n: usize = rest.parse().expect("len");
+                V::Map((0..2 * n).map(|_| self.value()).collect())
+            }
+            "~" => {
+                let n: usize = rest.parse().expect("len");
+                V::Set((0..n).map(|_| self.value()).collect())
+            }
+            "," => V::Double(rest.into()),
             _ => panic!("unexpected reply type {l:?}"),
         }
     }
@@ -92,7 +107,7 @@ impl Resp {
 /// seen-time and radix-tree-nodes, absolute times (>= 10^12), and the idle
 /// column of XPENDING's extended form.
 fn mask(v: &mut V) {
-    if let V::Arr(Some(items)) = v {
+    if let V::Arr(Some(items)) | V::Map(items) | V::Set(items) = v {
         let pending_row = items.len() == 4
             && matches!(items[0], V::Bulk(Some(_)))
             && matches!(items[1], V::Bulk(Some(_)))
@@ -167,7 +182,14 @@ fn script() -> Vec<Vec<Vec<u8>>> {
 
 /// Runs the script pipelined at `depth` and returns the masked replies.
 fn run_script(port: u16, depth: usize) -> Vec<V> {
+    run_script_proto(port, depth, false)
+}
+
+fn run_script_proto(port: u16, depth: usize, resp3: bool) -> Vec<V> {
     let mut c = Resp::connect(port);
+    if resp3 {
+        assert!(matches!(c.call(&["HELLO", "3"]), V::Map(_)));
+    }
     assert_eq!(c.call(&["FLUSHALL"]), V::Simple("OK".into()));
     // Small nodes, so that streams span several nodes.
     assert_eq!(
@@ -218,6 +240,27 @@ fn script_matches_redis_pipelined_1_and_2_shards() {
                     show(&cmds[j])
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn script_matches_redis_in_resp3() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let cmds = script();
+    let want = run_script_proto(redis.port(), 16, true);
+    for shards in [1, 2] {
+        let rk = Server::ringkv(shards, &[]);
+        let got = run_script_proto(rk.port(), 16, true);
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g,
+                w,
+                "resp3 shards {shards} command #{j}: {}",
+                show(&cmds[j])
+            );
         }
     }
 }
@@ -345,6 +388,27 @@ fn xreadgroup_block_served_and_deleted_stream_or_group_errors() {
                 bulk_v("5-0"),
                 V::Arr(Some(vec![V::Arr(Some(vec![bulk_v("alice"), bulk_v("1")]))])),
             ]))
+        );
+        // Two consumers wait: entries go to them in arrival order.
+        let mut c2 = Resp::connect(srv.port());
+        c.send(&[split_line("XREADGROUP GROUP g first BLOCK 0 STREAMS gs >")]);
+        wait_blocked(&mut admin, 1);
+        c2.send(&[split_line("XREADGROUP GROUP g second BLOCK 0 STREAMS gs >")]);
+        wait_blocked(&mut admin, 2);
+        admin.call(&["XADD", "gs", "6-0", "job", "2"]);
+        assert_eq!(
+            c.value(),
+            one_entry("gs", "6-0", "job", "2"),
+            "{}",
+            srv.label()
+        );
+        wait_blocked(&mut admin, 1);
+        admin.call(&["XADD", "gs", "7-0", "job", "3"]);
+        assert_eq!(
+            c2.value(),
+            one_entry("gs", "7-0", "job", "3"),
+            "{}",
+            srv.label()
         );
         // The stream is deleted while the client waits.
         c.send(&[split_line("XREADGROUP GROUP g alice BLOCK 0 STREAMS gs >")]);
@@ -687,5 +751,123 @@ fn dump_restore_interop_both_ways() {
             v
         });
         r.call(&["FLUSHALL"]);
+    }
+}
+
+// ----- snapshot files both ways ---------------------------------------------------
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ringkv-streams-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A stream of 30000 entries (300 nodes: the snapshot writes it in
+/// pieces), with a group whose PEL holds 1000 entries.
+fn build_big(c: &mut Resp) {
+    let cmds: Vec<Vec<Vec<u8>>> = (1..=30_000u64)
+        .map(|i| {
+            vec![
+                b"XADD".to_vec(),
+                b"big".to_vec(),
+                format!("{i}-1").into_bytes(),
+                b"n".to_vec(),
+                i.to_string().into_bytes(),
+                b"pad".to_vec(),
+                b"some bytes".to_vec(),
+            ]
+        })
+        .collect();
+    for chunk in cmds.chunks(1000) {
+        c.send(chunk);
+        for _ in chunk {
+            assert!(matches!(c.value(), V::Bulk(Some(_))));
+        }
+    }
+    for cmd in [
+        "XDEL big 5-1 29999-1",
+        "XGROUP CREATE big g1 0",
+        "XREADGROUP GROUP g1 w COUNT 1000 STREAMS big >",
+    ] {
+        c.send(&[split_line(cmd)]);
+        assert!(!matches!(c.value(), V::Err(_)), "{cmd}");
+    }
+}
+
+fn wait_bgsave(c: &mut Resp) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let V::Bulk(Some(info)) = c.call(&["INFO", "persistence"]) else {
+            panic!("INFO")
+        };
+        let s = String::from_utf8_lossy(&info).into_owned();
+        if s.contains("rdb_bgsave_in_progress:0") {
+            assert!(s.contains("rdb_last_bgsave_status:ok"), "{s}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "BGSAVE never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn observe_all(c: &mut Resp) -> Vec<V> {
+    let mut v = observe(c, "d");
+    v.extend(observe(c, "big"));
+    c.send(&[split_line("XRANGE big (29990 +")]);
+    v.push(c.value());
+    v
+}
+
+#[test]
+fn snapshot_files_both_ways_with_a_big_stream() {
+    let Some(probe) = Server::redis() else {
+        return;
+    };
+    drop(probe);
+    // ringkv BGSAVE (the fork-free snapshot) -> redis-server loads it.
+    let dir = TempDir::new("rk2redis");
+    let rk = Server::ringkv_in_dir(2, &dir.0, &[]);
+    let mut k = Resp::connect(rk.port());
+    build_stream(&mut k);
+    build_big(&mut k);
+    let want = observe_all(&mut k);
+    assert_eq!(
+        k.call(&["BGSAVE"]),
+        V::Simple("Background saving started".into())
+    );
+    wait_bgsave(&mut k);
+    drop(k);
+    drop(rk);
+    let dirs = dir.0.display().to_string();
+    let redis = Server::redis_with(&["--dir", &dirs, "--dbfilename", "dump.rdb"]).expect("redis");
+    let mut r = Resp::connect(redis.port());
+    assert_eq!(
+        observe_all(&mut r),
+        want,
+        "redis-server loading ringkv's file"
+    );
+    // redis-server SAVE -> ringkv loads it (1 and 2 shards).
+    assert_eq!(r.call(&["SAVE"]), V::Simple("OK".into()));
+    drop(r);
+    drop(redis);
+    for shards in [1, 2] {
+        let rk = Server::ringkv_in_dir(shards, &dir.0, &[]);
+        let mut k = Resp::connect(rk.port());
+        assert_eq!(
+            observe_all(&mut k),
+            want,
+            "ringkv --shards {shards} loading redis's file"
+        );
     }
 }
