@@ -793,7 +793,7 @@ fn read_serve(
                             let grp = s.groups.get_mut(&g.group).expect("group");
                             if let Some(n) = grp.pel.get_mut(&id) {
                                 n.delivery_time = now;
-                                n.delivery_count += 1;
+                                n.delivery_count = n.delivery_count.wrapping_add(1);
                             }
                         }
                         None => {
@@ -1281,7 +1281,7 @@ fn xpending(ctx: &mut Ctx, args: &[&[u8]]) {
             let Some(nack) = g.pel.get(&id) else {
                 continue;
             };
-            let idle = now as i64 - nack.delivery_time as i64;
+            let idle = (now as i64).wrapping_sub(nack.delivery_time as i64);
             if minidle != 0 && idle < minidle {
                 continue;
             }
@@ -1434,13 +1434,16 @@ fn xclaim(ctx: &mut Ctx, args: &[&[u8]]) {
             let Some(nack) = g.pel.get(&id) else {
                 continue;
             };
-            if !fresh && minidle > 0 && (now as i64 - nack.delivery_time as i64) < minidle {
+            if !fresh
+                && minidle > 0
+                && ((now as i64).wrapping_sub(nack.delivery_time as i64)) < minidle
+            {
                 continue;
             }
             let cnt = if retry >= 0 {
                 Some(retry as u64)
             } else if !justid {
-                Some(nack.delivery_count + 1)
+                Some(nack.delivery_count.wrapping_add(1))
             } else {
                 None
             };
@@ -1519,7 +1522,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) {
             let Some((&id, nack)) = g.pel.range(pos..).next() else {
                 break;
             };
-            let idle = now as i64 - nack.delivery_time as i64;
+            let idle = (now as i64).wrapping_sub(nack.delivery_time as i64);
             let cnt = nack.delivery_count;
             pos = match id.incr() {
                 Some(p) => p,
@@ -1539,7 +1542,14 @@ fn xautoclaim(ctx: &mut Ctx, args: &[&[u8]]) {
             if minidle > 0 && idle < minidle {
                 continue;
             }
-            claim_one(g, id, consumer, now, (!justid).then_some(cnt + 1), now);
+            claim_one(
+                g,
+                id,
+                consumer,
+                now,
+                (!justid).then_some(cnt.wrapping_add(1)),
+                now,
+            );
             if justid {
                 reply_id(&mut o, id);
             } else {
@@ -1613,7 +1623,7 @@ fn xinfo(ctx: &mut Ctx, args: &[&[u8]]) {
                 out.bulk(b"pending");
                 out.int(c.pel.len() as i64);
                 out.bulk(b"idle");
-                out.int((now as i64 - c.seen_time as i64).max(0));
+                out.int((now as i64).wrapping_sub(c.seen_time as i64).max(0));
             }
         }
         "groups" => {

@@ -182,7 +182,9 @@ pub fn read_stream(r: &mut Reader, t: u8, enc: &EncCfg) -> Result<Option<Value>>
             let dms = item_int(next("ms")?, r, "ms")? as u64;
             let dseq = item_int(next("seq")?, r, "seq")? as u64;
             let id = StreamId::new(master.ms.wrapping_add(dms), master.seq.wrapping_add(dseq));
-            if id < master || last_id.is_some_and(|l| l >= id) {
+            // (Entries after a tombstone may be lower than it: XSETID can
+            // move the last ID below a deleted entry.)
+            if id < master || last_id.is_some_and(|l| l == id) {
                 return r.err("stream entry IDs out of order");
             }
             last_id = Some(id);
@@ -222,6 +224,11 @@ pub fn read_stream(r: &mut Reader, t: u8, enc: &EncCfg) -> Result<Option<Value>>
         return r.err("stream length does not match its entries");
     }
     s.last_id = StreamId::new(r.len()?, r.len()?);
+    // A later XADD appends to the last node: the last ID must not be
+    // below that node's master ID.
+    if s.nodes.keys().next_back().is_some_and(|m| *m > s.last_id) {
+        return r.err("stream last ID is below its last node");
+    }
     if t == super::T_STREAM_LISTPACKS {
         // Redis 5/6: no first ID, tombstone or counter; derive them.
         s.first_id = s.all().first().map(|e| e.0).unwrap_or_default();
@@ -335,10 +342,52 @@ mod tests {
         };
         assert!(r.is_empty());
         assert_eq!(*back, s);
-        // Truncations never panic and are refused.
+        // The same stream as Redis 5/6 wrote it (type 15: no first ID,
+        // max deleted ID, entries-added or entries-read).
+        let mut old = Vec::new();
+        write_len(&mut old, s.nodes.len() as u64);
+        write_stream_nodes(&mut old, &s, 0, s.nodes.len(), false);
+        write_len(&mut old, s.length);
+        write_len(&mut old, s.last_id.ms);
+        write_len(&mut old, s.last_id.seq);
+        write_len(&mut old, 0); // no groups
+        let mut r = Reader::new(&old);
+        let Some(Value::Stream(v15)) = read_stream(&mut r, 15, &enc).unwrap() else {
+            panic!("not a stream")
+        };
+        assert!(r.is_empty());
+        assert_eq!(v15.all(), s.all());
+        assert_eq!(v15.first_id, StreamId::new(1, 0));
+        assert_eq!(v15.entries_added, 8);
+        // A last ID below the entries is refused.
+        let mut bad = Vec::new();
+        write_len(&mut bad, s.nodes.len() as u64);
+        write_stream_nodes(&mut bad, &s, 0, s.nodes.len(), false);
+        write_len(&mut bad, s.length);
+        write_len(&mut bad, 1);
+        write_len(&mut bad, 0);
+        write_len(&mut bad, 0);
+        assert!(read_stream(&mut Reader::new(&bad), 15, &enc).is_err());
+        // Truncations never panic and are refused; flipped bytes never
+        // panic (and what loads is usable).
         for n in 0..out.len() {
             let mut r = Reader::new(&out[..n]);
             assert!(read_stream(&mut r, 19, &enc).is_err() || !r.is_empty());
+        }
+        for i in 0..out.len() {
+            for x in [0x01u8, 0x80, 0xFF] {
+                let mut m = out.clone();
+                m[i] ^= x;
+                if let Ok(Some(Value::Stream(mut v))) = read_stream(&mut Reader::new(&m), 19, &enc)
+                {
+                    let _ = v.all();
+                    let next = v.last_id.incr().unwrap_or(StreamId::MAX);
+                    if next > v.last_id {
+                        v.append(next, &[(b"a", b"b")]);
+                    }
+                    v.trim(crate::types::stream::Trim::MaxLen(1), false, 0);
+                }
+            }
         }
     }
 }

@@ -765,9 +765,9 @@ impl Stream {
         }
         if self.max_deleted_id.is_zero() || self.max_deleted_id < self.first_id {
             if id < self.first_id {
-                return (self.entries_added - self.length) as i64;
+                return self.entries_added.saturating_sub(self.length) as i64;
             } else if id == self.first_id {
-                return (self.entries_added - self.length + 1) as i64;
+                return (self.entries_added.saturating_sub(self.length) + 1) as i64;
             }
         }
         INVALID_ENTRIES_READ
@@ -781,10 +781,10 @@ impl Stream {
         if g.entries_read != INVALID_ENTRIES_READ
             && !self.range_has_tombstones(g.last_id, StreamId::MAX)
         {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let er = self.estimate_distance(g.last_id);
-        (er != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - er)
+        (er != INVALID_ENTRIES_READ).then(|| (self.entries_added as i64).wrapping_sub(er))
     }
 
     /// Updates a group after delivering `id` to it with `>`.
@@ -795,7 +795,7 @@ impl Stream {
         let g = self.groups.get_mut(group).expect("group");
         if id > g.last_id {
             if g.entries_read != INVALID_ENTRIES_READ && !has_tomb {
-                g.entries_read += 1;
+                g.entries_read = g.entries_read.wrapping_add(1);
             } else if added != 0 {
                 g.entries_read = est;
             }
