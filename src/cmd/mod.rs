@@ -26,6 +26,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -202,6 +203,7 @@ pub fn all_commands() -> impl Iterator<Item = &'static CmdSpec> {
         .chain(set::COMMANDS)
         .chain(zset::COMMANDS)
         .chain(sort::COMMANDS)
+        .chain(stream::COMMANDS)
         .chain(latency::COMMANDS)
         .chain(persist::COMMANDS)
         .chain(multi::COMMANDS)

@@ -159,7 +159,7 @@ fn restore_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
         }
         return ctx.out.ok();
     }
-    let signal = matches!(value, Value::List(_) | Value::ZSet(_));
+    let signal = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
     ctx.ks.put(db, key, value, (ttl > 0).then_some(at));
     if signal {
         ctx.ks.signal_ready(db, key);

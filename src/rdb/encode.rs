@@ -370,6 +370,7 @@ pub fn value_type(v: &Value) -> u8 {
                 T_ZSET_2
             }
         }
+        Value::Stream(_) => super::T_STREAM_LISTPACKS_2,
     }
 }
 
@@ -522,6 +523,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
                 });
             }
         }
+        Value::Stream(s) => super::stream::write_stream(out, s, compress),
     }
 }
 
@@ -541,6 +543,7 @@ pub fn piece_units(v: &Value) -> Option<usize> {
         Value::Set(st) if st.intset_width().is_none() && st.len() >= BIG_ELEMS => Some(st.len()),
         Value::ZSet(z) if !z.is_listpack() && z.len() >= BIG_ELEMS => Some(z.len()),
         Value::List(l) if l.rdb_nodes().len() >= BIG_NODES => Some(l.rdb_nodes().len()),
+        Value::Stream(s) if s.nodes.len() >= BIG_NODES => Some(s.nodes.len()),
         _ => None,
     }
 }
@@ -589,6 +592,17 @@ pub fn write_value_piece(
         }
         Value::Hash(h) => Some(write_hash_scan(out, h, pos, PIECE, compress)).filter(|&c| c != 0),
         Value::Set(st) => Some(write_set_scan(out, st, pos, PIECE, compress)).filter(|&c| c != 0),
+        Value::Stream(s) => {
+            let pos = pos as usize;
+            let end = (pos + LIST_PIECE).min(total);
+            super::stream::write_stream_nodes(out, s, pos, end, compress);
+            if end < total {
+                Some(end as u64)
+            } else {
+                super::stream::write_stream_tail(out, s, compress);
+                None
+            }
+        }
         Value::Str(_) => None,
     }
 }
@@ -1561,6 +1575,7 @@ mod tests {
                 });
                 run(c, b"ZADD", items, 2);
             }
+            Value::Stream(_) => unreachable!("streams are checked in rdb/stream.rs"),
         }
     }
 
@@ -1688,11 +1703,24 @@ mod tests {
         for i in 0..60_000 {
             l.push_back(format!("more:{i}").as_bytes());
         }
+        let mut sm = crate::types::stream::Stream::new(4096, 100);
+        for i in 1..=20_000u64 {
+            let v = i.to_string();
+            sm.append(
+                crate::types::stream::StreamId::new(i, 0),
+                &[(b"f", v.as_bytes())],
+            );
+        }
+        sm.groups.insert(
+            b"g".to_vec(),
+            crate::types::stream::Group::new(crate::types::stream::StreamId::new(7, 0), 7),
+        );
         for v in [
             Value::Hash(Box::new(h)),
             Value::Set(Box::new(st)),
             Value::ZSet(Box::new(z)),
             Value::List(Box::new(l)),
+            Value::Stream(Box::new(sm)),
         ] {
             assert!(piece_units(&v).is_some(), "{}", v.type_name());
             let mut whole = Vec::new();

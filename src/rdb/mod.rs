@@ -12,6 +12,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod stream;
 
 use std::fmt;
 

@@ -957,6 +957,9 @@ fn redis_call(lua: &Lua, c: &mut CallCtx, args: MultiValue, resp3: bool) -> (Val
     if flags & cmd::NOSCRIPT != 0 {
         return call_error(lua, "ERR This Redis command is not allowed from script");
     }
+    if let Some(e) = cmd::stream::script_block_error(&refs) {
+        return call_error(lua, &e);
+    }
     if c.read_only && flags & cmd::WRITE != 0 {
         return call_error(
             lua,

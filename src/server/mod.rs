@@ -80,6 +80,8 @@ impl Global {
                 list_max_listpack_size: c.get_i64("list-max-listpack-size"),
                 proto_max_bulk_len: c.get_i64("proto-max-bulk-len") as usize,
                 hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
+                stream_node_max_bytes: c.get_i64("stream-node-max-bytes") as usize,
+                stream_node_max_entries: c.get_i64("stream-node-max-entries") as usize,
             },
         }
     }

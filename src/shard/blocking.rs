@@ -8,7 +8,14 @@ use super::*;
 impl Shard {
     /// Parks a client whose blocking command found nothing to serve: it
     /// waits on every key's owner shard, in arrival order.
-    pub(super) fn park(&mut self, conn: &mut Conn, idx: u32, args: Vec<Vec<u8>>, req: BlockReq) {
+    pub(super) fn park(
+        &mut self,
+        conn: &mut Conn,
+        idx: u32,
+        args: Vec<Vec<u8>>,
+        mut req: BlockReq,
+    ) {
+        let args = req.args.take().unwrap_or(args);
         let keep = conn.hold_prev.take().map(|p| p.deadline_ms);
         let keys: Vec<(usize, Vec<u8>)> = req
             .keys

@@ -39,6 +39,9 @@ pub struct EncCfg {
     pub proto_max_bulk_len: usize,
     /// HLLs stay sparse up to this many bytes (hll-sparse-max-bytes).
     pub hll_sparse_max_bytes: usize,
+    /// Stream node limits (0 = none).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: usize,
 }
 
 impl Default for EncCfg {
@@ -52,6 +55,8 @@ impl Default for EncCfg {
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
             hll_sparse_max_bytes: 3000,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -66,6 +71,9 @@ pub struct BlockReq {
     /// Reply on timeout: the null array (BLPOP, BZPOPMIN, BLMPOP...) or,
     /// when false, the null bulk string (BLMOVE, BRPOPLPUSH).
     pub null_array: bool,
+    /// The arguments to re-run the command with, when not its own (XREAD
+    /// replaces `$` by the ID it stood for).
+    pub args: Option<Vec<Vec<u8>>>,
 }
 
 pub struct Keyspace {
@@ -175,7 +183,23 @@ impl Keyspace {
             keys,
             deadline_ms,
             null_array,
+            args: None,
         });
+    }
+
+    /// [`Keyspace::block`], re-running the command with `args` instead of
+    /// its own.
+    pub fn block_with_args(
+        &mut self,
+        keys: Vec<Vec<u8>>,
+        timeout_ms: u64,
+        null_array: bool,
+        args: Vec<Vec<u8>>,
+    ) {
+        self.block(keys, timeout_ms, null_array);
+        if let Some(r) = self.block_request.as_mut() {
+            r.args = Some(args);
+        }
     }
 
     /// Tells blocked clients that `key` may now serve them: every command
@@ -188,6 +212,18 @@ impl Keyspace {
         let k = (db, key.to_vec());
         if self.blocking_keys.contains(&k) && !self.ready_keys.contains(&k) {
             self.ready_keys.push(k);
+        }
+    }
+
+    /// Wakes clients blocked on a stream that is about to be deleted or
+    /// replaced (Redis 7.0 answers a waiting XREADGROUP with an error).
+    #[inline]
+    fn signal_stream_gone(&mut self, db: usize, key: &[u8]) {
+        if self.blocking_keys.is_empty() {
+            return;
+        }
+        if matches!(self.dbs[db].main.get(key), Some(Value::Stream(_))) {
+            self.signal_ready(db, key);
         }
     }
 
@@ -210,6 +246,7 @@ impl Keyspace {
         }
         match d.expires.get(key) {
             Some(&at) if at <= self.now => {
+                self.signal_stream_gone(db, key);
                 self.pre_write(db, key);
                 self.key_modified(db, key, true);
                 let d = &mut self.dbs[db];
@@ -276,6 +313,7 @@ impl Keyspace {
     /// `keep_ttl`.
     pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
+        self.signal_stream_gone(db, key);
         self.pre_write(db, key);
         self.key_modified(db, key, false);
         let d = &mut self.dbs[db];
@@ -306,6 +344,7 @@ impl Keyspace {
         if self.expire_if_needed(db, key) {
             return false;
         }
+        self.signal_stream_gone(db, key);
         self.pre_write(db, key);
         let d = &mut self.dbs[db];
         if d.main.remove(key).is_some() {
@@ -323,6 +362,7 @@ impl Keyspace {
     /// Removes a key with its deadline (for RENAME, MOVE and friends).
     pub fn take(&mut self, db: usize, key: &[u8]) -> Option<(Value, Option<u64>)> {
         self.expire_if_needed(db, key);
+        self.signal_stream_gone(db, key);
         self.pre_write(db, key);
         let d = &mut self.dbs[db];
         let v = d.main.remove(key)?;

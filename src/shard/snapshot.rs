@@ -502,6 +502,7 @@ mod tests {
                     .collect()
             }
             Value::Str(s) => vec![format!("{s:?}")],
+            Value::Stream(s) => vec![format!("{s:?}")],
         };
         out.sort();
         out
@@ -556,7 +557,7 @@ mod tests {
                 z.add(m.as_bytes(), -1.0, zset::AddFlags::default(), lim);
             }
             Value::List(l) => l.push_back(m.as_bytes()),
-            Value::Str(_) => unreachable!(),
+            Value::Str(_) | Value::Stream(_) => unreachable!(),
         }
         ks.touch_write(1);
     }

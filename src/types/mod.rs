@@ -4,6 +4,7 @@ pub mod hash;
 pub mod hll;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 /// Strings up to this length are "embstr" in Redis.
@@ -114,6 +115,7 @@ pub enum Value {
     Hash(Box<hash::Hash>),
     Set(Box<set::Set>),
     ZSet(Box<zset::ZSet>),
+    Stream(Box<stream::Stream>),
 }
 
 impl Value {
@@ -125,6 +127,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -136,6 +139,7 @@ impl Value {
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 
@@ -146,6 +150,7 @@ impl Value {
             Value::Hash(v) => v.heap_size() + std::mem::size_of::<hash::Hash>(),
             Value::Set(v) => v.heap_size() + std::mem::size_of::<set::Set>(),
             Value::ZSet(v) => v.heap_size() + std::mem::size_of::<zset::ZSet>(),
+            Value::Stream(v) => v.heap_size() + std::mem::size_of::<stream::Stream>(),
         }
     }
 }

@@ -33,4 +33,5 @@ mod scripting;
 mod snapshot;
 mod sort;
 mod startup;
+mod streams;
 mod tracking;

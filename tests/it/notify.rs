@@ -131,30 +131,35 @@ fn stream(seed: u64, n: usize) -> Vec<Vec<String>> {
         x ^= x << 17;
         x % m
     };
-    let pools: [&[&str]; 5] = [
+    let pools: [&[&str]; 6] = [
         &["k1", "k2", "{t}k"],
         &["l1", "l2", "{t}l"],
         &["h1", "h2"],
         &["s1", "s2", "{t}s"],
         &["z1", "z2", "{t}z"],
+        &["x1", "x2", "{t}x"],
     ];
+    // Explicit, increasing stream IDs (auto IDs depend on the clock).
+    let mut ctr = 0u64;
     let mut out = Vec::new();
     for _ in 0..n {
-        let op = next(69);
+        let op = next(75);
+        ctr += 1;
         // The family of the command picks the key pool; one time in ten
         // any pool (WRONGTYPE, generic commands on every type).
         let fam = match op {
             0..=17 | 62..=65 => 0,
             66..=67 => 4,
+            69..=74 => 5,
             27..=38 => 1,
             39..=43 => 2,
             44..=51 => 3,
             52..=60 => 4,
-            _ => next(5) as usize,
+            _ => next(6) as usize,
         };
         let pick = |next: &mut dyn FnMut(u64) -> u64| {
             let p = if next(10) == 0 {
-                pools[next(5) as usize]
+                pools[next(6) as usize]
             } else {
                 pools[fam]
             };
@@ -247,6 +252,27 @@ fn stream(seed: u64, n: usize) -> Vec<Vec<String>> {
                 "200".into(),
                 "km".into(),
             ],
+            69 => vec![
+                "XADD".into(),
+                k,
+                "MAXLEN".into(),
+                "3".into(),
+                format!("{ctr}-1"),
+                "f".into(),
+                v,
+            ],
+            70 => vec!["XDEL".into(), k, format!("{}-1", ctr.saturating_sub(2))],
+            71 => vec!["XTRIM".into(), k, "MAXLEN".into(), "1".into()],
+            72 => vec![
+                "XGROUP".into(),
+                "CREATE".into(),
+                k,
+                "g".into(),
+                "$".into(),
+                "MKSTREAM".into(),
+            ],
+            73 => vec!["XGROUP".into(), "DESTROY".into(), k, "g".into()],
+            74 => vec!["XSETID".into(), k, format!("{ctr}-5")],
             _ => vec![
                 "BITFIELD".into(),
                 k,
