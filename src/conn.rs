@@ -178,6 +178,9 @@ pub struct Conn {
     /// Keys this client WATCHes (db, key); the records live on the keys'
     /// owner shards (shard/watch.rs).
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// The peer closed while complete requests of it waited for a
+    /// transaction's locks: they still run, then the connection is closed.
+    pub eof: bool,
     /// CLIENT TRACKING state (None = off).
     pub tracking: Option<Box<crate::shard::tracking::ClientTracking>>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels.
@@ -239,6 +242,7 @@ impl Conn {
             multi: None,
             watched: Vec::new(),
             tracking: None,
+            eof: false,
             subs: hashbrown::HashSet::new(),
             psubs: hashbrown::HashSet::new(),
             ssubs: hashbrown::HashSet::new(),

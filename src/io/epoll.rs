@@ -264,6 +264,10 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
                                 break;
                             }
                             // EOF or error.
+                            if r == 0 && sh.peer_closed(idx) {
+                                set_events(&mut sh, ep, idx);
+                                break;
+                            }
                             if let Some(c) = sh.conn(idx) {
                                 c.kill = true;
                             }

@@ -274,14 +274,17 @@ impl Loop {
                     }
                     // Cancelled by a read pause (not by close): not an error.
                     let paused = res == -libc::ECANCELED && !c.closed;
-                    if res == 0 || (res < 0 && res != -libc::ENOBUFS && !paused) {
+                    let (read_paused, cgen) = (c.read_paused, c.gen);
+                    if res == 0 && sh.peer_closed(idx) {
+                        // Its waiting requests run first (not read again).
+                    } else if res == 0 || (res < 0 && res != -libc::ENOBUFS && !paused) {
                         self.close(sh, idx);
                     } else if !more {
                         self.rearm.push(idx);
-                    } else if c.read_paused {
+                    } else if read_paused {
                         // Too much output waits for this client: stop
                         // reading it (TCP pushes back) until it drained.
-                        let e = opcode::AsyncCancel::new(ud(TAG_RECV, idx, c.gen))
+                        let e = opcode::AsyncCancel::new(ud(TAG_RECV, idx, cgen))
                             .build()
                             .user_data(TAG_CANCEL);
                         self.push(sh, e);

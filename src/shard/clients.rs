@@ -99,9 +99,10 @@ impl Shard {
             return false;
         }
         c.parse_paused = false;
-        c.read_paused = false;
+        // A closed peer is not read again.
+        c.read_paused = c.eof;
         self.resume.push(idx);
-        true
+        !c.eof
     }
 
     /// The cron's pass over this shard's clients: samples their buffer

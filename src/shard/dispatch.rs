@@ -64,6 +64,11 @@ impl Shard {
             ));
             conn.kill = true;
         }
+        if conn.eof && !self.lock_wait.contains(&idx) {
+            // What the closed peer sent has run: close it now.
+            conn.kill = true;
+            self.to_close.push(idx);
+        }
         let wrote = wbuf.len() != before;
         conn.wbuf = wbuf;
         let close = conn.kill || conn.close_after_reply;

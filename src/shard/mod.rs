@@ -377,6 +377,23 @@ impl Shard {
         }
     }
 
+    /// The peer of `idx` closed. Redis runs every complete request it read
+    /// before the close; here some may still wait for a transaction's locks
+    /// (which Redis does not have). Then the connection stays, unread, until
+    /// they ran (returns true); otherwise it is to be closed now. (Requests
+    /// held by CLIENT PAUSE are dropped with the connection, as in Redis.)
+    pub fn peer_closed(&mut self, idx: u32) -> bool {
+        let waiting = self.lock_wait.contains(&idx);
+        match self.conns.get_mut(idx as usize) {
+            Some(Some(c)) if waiting && !c.rbuf.is_empty() && !c.kill => {
+                c.eof = true;
+                c.read_paused = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The slot of the connection whose requests are running right now
     /// (it is out of `conns` meanwhile).
     pub fn current_idx(&self) -> Option<u32> {
