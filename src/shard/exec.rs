@@ -222,9 +222,32 @@ impl Shard {
         }
     }
 
-    /// Runs one queued command inside EXEC, its reply appended to `out`.
-    /// A blocking command does not block: it answers at once (null).
+    /// Runs one queued command inside EXEC (or a script's redis.call), its
+    /// reply appended to `out`. A blocking command does not block: it
+    /// answers at once (null). The keys a read-only command read are
+    /// remembered for a tracking client (client-side caching) on their
+    /// shards, which the caller holds.
     pub(crate) fn exec_one(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        spec: &'static CmdSpec,
+        args: &[&[u8]],
+    ) {
+        self.exec_one_inner(conn, out, spec, args);
+        let Some(idx) = self.current_idx() else {
+            return;
+        };
+        if let Some(t) = self.read_tracker(idx, conn, spec) {
+            for p in spec.key_positions(args) {
+                let k = args[p].to_vec();
+                let s = self.shard_of(&k);
+                Tx { sh: self }.run(s, move |sh| sh.ks.track_key(&k, t));
+            }
+        }
+    }
+
+    fn exec_one_inner(
         &mut self,
         conn: &mut Conn,
         out: &mut Out,
