@@ -324,7 +324,8 @@ impl Shard {
                 Route::Remote(to) => {
                     let _ = out;
                     let blocking = spec.flags & cmd::BLOCKING != 0;
-                    let seq = self.send_exec(conn, idx, to, (f, ci, blocking), args, skip);
+                    let track = self.read_tracker(idx, conn, spec);
+                    let seq = self.send_exec(conn, idx, to, (f, ci, blocking), args, (skip, track));
                     end_caching(conn, spec, args);
                     self.stats.cmds[ci as usize].calls += 1;
                     if self.g.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
@@ -460,7 +461,7 @@ impl Shard {
         to: usize,
         (f, ci, blocking): (cmd::KeyFn, u16, bool),
         args: &[&[u8]],
-        skip: bool,
+        (skip, track): (bool, Option<super::tracking::TrackTarget>),
     ) -> u64 {
         let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         let origin = self.id;
@@ -471,7 +472,6 @@ impl Shard {
         if !skip {
             conn.pending.push_back(Pending::Wait(seq));
         }
-        let track = self.read_tracker(idx, conn, cmd::table().list[ci as usize]);
         let call = Box::new(mesh::ExecCall {
             f,
             ci,

@@ -87,6 +87,14 @@ impl ClientTracking {
 /// Clients with tracking on, all shards (INFO tracking_clients).
 pub static TRACKING_CLIENTS: AtomicUsize = AtomicUsize::new(0);
 
+/// Where a tracking client's invalidations go: its REDIRECT id (0 = none)
+/// and where that client lives.
+type Redirect = (u64, Option<(usize, u32, u32)>);
+
+fn redirect_of(t: &ClientTracking) -> Redirect {
+    (t.redirect, t.redirect_at)
+}
+
 /// Keys a RESP3 invalidation frame names; None = all (a flush).
 fn frame(resp3: bool, keys: Option<&[Vec<u8>]>) -> Vec<u8> {
     let mut f = Vec::new();
@@ -286,8 +294,8 @@ impl Shard {
         if c.gen != gen {
             return;
         }
-        let (resp3, t) = (c.resp3, c.tracking.as_deref().cloned());
-        if let Some(f) = self.route_invalidation(idx, gen, resp3, t.as_ref(), keys) {
+        let (resp3, to) = (c.resp3, c.tracking.as_deref().map(redirect_of));
+        if let Some(f) = self.route_invalidation(idx, gen, resp3, to, keys) {
             self.write_to(idx, f);
         }
     }
@@ -300,12 +308,12 @@ impl Shard {
         idx: u32,
         gen: u32,
         resp3: bool,
-        t: Option<&ClientTracking>,
+        to: Option<Redirect>,
         keys: Option<Vec<Vec<u8>>>,
     ) -> Option<Vec<u8>> {
-        let t = t?;
-        match t.redirect_at {
-            None if t.redirect != 0 => None,
+        let (redirect, redirect_at) = to?;
+        match redirect_at {
+            None if redirect != 0 => None,
             None => resp3.then(|| frame(true, keys.as_deref())),
             Some((s, ridx, rgen)) => {
                 let me = self.id;
@@ -334,8 +342,8 @@ impl Shard {
                 self.tracking_held.push((i, gen, keys));
                 continue;
             }
-            let t = conn.tracking.as_deref().cloned();
-            if let Some(f) = self.route_invalidation(idx, gen, conn.resp3, t.as_ref(), keys) {
+            let to = conn.tracking.as_deref().map(redirect_of);
+            if let Some(f) = self.route_invalidation(idx, gen, conn.resp3, to, keys) {
                 if conn.pending.is_empty() {
                     wbuf.extend_from_slice(&f);
                 } else {
@@ -357,9 +365,8 @@ impl Shard {
         from_gen: u32,
     ) {
         if self.current_idx() == Some(idx) {
-            let k = keys.clone();
             self.post_later.push(Box::new(move |sh: &mut Shard| {
-                sh.deliver_redirected(idx, gen, k, from, from_idx, from_gen)
+                sh.deliver_redirected(idx, gen, keys, from, from_idx, from_gen)
             }));
             return;
         }

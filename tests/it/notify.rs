@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn cmd(args: &[&str]) -> Vec<u8> {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    resp_cmd(&a)
-}
+use crate::common::resp_strs as cmd;
 
 /// Parses complete RESP2 arrays of bulk strings (pub/sub frames).
 fn frames(b: &[u8]) -> Vec<Vec<Vec<u8>>> {

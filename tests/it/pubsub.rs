@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn cmd(args: &[&str]) -> Vec<u8> {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    resp_cmd(&a)
-}
+use crate::common::resp_strs as cmd;
 
 /// A scripted session over several connections: (connection, command).
 /// PUBSUB CHANNELS is left out (its order is a hash table's in Redis).
@@ -83,17 +80,7 @@ fn pubsub_matches_redis_byte_for_byte() {
         let srv = Server::ringkv(shards, &[]);
         let got = run_script(srv.port(), Some(&lens));
         // HELLO's reply carries the client id, which differs.
-        let mask = |b: &[u8]| {
-            let s = String::from_utf8_lossy(b).into_owned();
-            match s.find("$2\r\nid\r\n:") {
-                Some(i) => {
-                    let rest = &s[i + 9..];
-                    let end = rest.find("\r\n").unwrap_or(0);
-                    format!("{}<id>{}", &s[..i + 9], &rest[end..])
-                }
-                None => s,
-            }
-        };
+        let mask = mask_hello_id;
         for (i, (w, g)) in want.iter().zip(&got).enumerate() {
             assert_eq!(
                 mask(g),

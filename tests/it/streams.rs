@@ -283,8 +283,8 @@ fn one_entry(key: &str, id: &str, f: &str, v: &str) -> V {
 }
 
 /// Waits until `n` clients are blocked (INFO clients), bounded.
-/// Waits until no more than `n` clients are blocked.
-fn wait_blocked_at_most(c: &mut Resp, n: usize) {
+/// Waits (10 s at most) until INFO's blocked_clients satisfies `ok`.
+fn wait_blocked_until(c: &mut Resp, ok: impl Fn(usize) -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let V::Bulk(Some(info)) = c.call(&["INFO", "clients"]) else {
@@ -296,32 +296,22 @@ fn wait_blocked_at_most(c: &mut Resp, n: usize) {
             .find_map(|l| l.strip_prefix("blocked_clients:"))
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        if b <= n {
+        if ok(b) {
             return;
         }
-        assert!(Instant::now() < deadline, "clients stayed blocked");
+        assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
+/// Waits until at least `n` clients are blocked.
 fn wait_blocked(c: &mut Resp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let V::Bulk(Some(info)) = c.call(&["INFO", "clients"]) else {
-            panic!("INFO")
-        };
-        let s = String::from_utf8_lossy(&info).into_owned();
-        let b = s
-            .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        if b >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "clients never blocked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_blocked_until(c, |b| b >= n, "clients never blocked");
+}
+
+/// Waits until no more than `n` clients are blocked.
+fn wait_blocked_at_most(c: &mut Resp, n: usize) {
+    wait_blocked_until(c, |b| b <= n, "clients stayed blocked");
 }
 
 fn blocking_servers() -> Vec<Server> {

@@ -472,6 +472,26 @@ fn redis_error_text(e: &redis::RedisError) -> String {
     }
 }
 
+/// RESP encoding of a command given as strings.
+pub fn resp_strs(args: &[&str]) -> Vec<u8> {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    resp_cmd(&a)
+}
+
+/// A reply as text with HELLO's client id (which differs between
+/// servers) replaced by `<id>`.
+pub fn mask_hello_id(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b).into_owned();
+    match s.find("$2\r\nid\r\n:") {
+        Some(i) => {
+            let rest = &s[i + 9..];
+            let end = rest.find("\r\n").unwrap_or(0);
+            format!("{}<id>{}", &s[..i + 9], &rest[end..])
+        }
+        None => s,
+    }
+}
+
 /// Sends one command and returns the raw reply, with server errors
 /// turned into `Err(text)`.  I/O and parse failures panic.
 pub fn exec(con: &mut redis::Connection, cmd: &redis::Cmd) -> Reply {
