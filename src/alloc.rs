@@ -69,6 +69,14 @@ pub fn used_memory() -> u64 {
         .max(0) as u64
 }
 
+/// Bytes allocated minus bytes freed by the calling thread (can be
+/// negative when it frees what others allocated): a cheap, uncontended
+/// read for code that tracks its own thread's growth.
+#[inline]
+pub fn thread_used() -> i64 {
+    slot().load(Ordering::Relaxed)
+}
+
 /// Resident set size of the process, from /proc/self/statm.
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

@@ -91,6 +91,7 @@ pub static PARAMS: &[Param] = &[
     p("maxmemory", "0", Kind::Mem, true),
     p("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
     p("maxmemory-samples", "5", Kind::Int(1, 64), true),
+    p("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), true),
     p("lfu-log-factor", "10", Kind::Int(0, MAX), true),
     p("lfu-decay-time", "1", Kind::Int(0, MAX), true),
     p("latency-tracking", "yes", Kind::Bool, true),

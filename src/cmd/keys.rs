@@ -115,8 +115,14 @@ fn del_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
     done
 }
 
-/// EXISTS and TOUCH look keys up for reading (hits and misses count).
+/// EXISTS looks keys up for reading (hits and misses count) without
+/// recording an access, as in Redis.
 fn exists_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
+    ks.get_notouch(db, key).is_some()
+}
+
+/// TOUCH records an access (LRU/LFU) of each existing key.
+fn touch_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
     ks.get(db, key).is_some()
 }
 
@@ -140,10 +146,23 @@ fn exists_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
     ctx.out.int(n);
 }
 
+fn touch_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
+    let n = count_local(ctx, &args[1..], touch_one);
+    ctx.out.int(n);
+}
+
+fn touch_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
+    let n = count_across_shards(ctx, &args[1..], touch_one);
+    ctx.out.int(n);
+}
+
 // ----- TYPE -----------------------------------------------------------------
 
 fn type_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
-    let t = ctx.ks.get(ctx.db, args[1]).map_or("none", Value::type_name);
+    let t = ctx
+        .ks
+        .get_notouch(ctx.db, args[1])
+        .map_or("none", Value::type_name);
     ctx.out.simple(t);
 }
 
@@ -256,7 +275,7 @@ fn pexpireat_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
 /// the nearest second as Redis does.
 fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], ms: bool, abs: bool) {
     let (db, key) = (ctx.db, args[1]);
-    if ctx.ks.get(db, key).is_none() {
+    if ctx.ks.get_notouch(db, key).is_none() {
         return ctx.out.int(-2);
     }
     let Some(at) = ctx.ks.get_expire(db, key) else {
@@ -803,12 +822,8 @@ const OBJECT_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// Whether maxmemory-policy is an LFU one. Keyed handlers cannot see the
-/// configuration yet and no access frequency is tracked, so this is false
-/// and OBJECT FREQ always answers Redis's "not an LFU policy" error.
-fn lfu_policy() -> bool {
-    false
-}
+const E_LFU_NO_IDLE: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. \
+Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 /// OBJECT REFCOUNT as Redis reports it: the integers 0..9999 are shared
 /// objects, everything else is referenced once.
@@ -841,7 +856,8 @@ fn object_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
         }
         return;
     }
-    let Some(v) = ctx.ks.get(ctx.db, args[2]) else {
+    let lfu = ctx.ks.mem.policy.is_lfu();
+    let Some(v) = ctx.ks.get_notouch(ctx.db, args[2]) else {
         return ctx.out.null();
     };
     match sub {
@@ -853,11 +869,16 @@ fn object_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
             let n = refcount(v);
             ctx.out.int(n);
         }
-        "freq" if !lfu_policy() => ctx.out.error(E_NOT_LFU),
-        "freq" => ctx.out.int(0),
-        // Access times are not tracked yet, so every key reads as just
-        // accessed. (Under an LFU policy Redis refuses IDLETIME instead.)
-        _ => ctx.out.int(0),
+        "freq" if !lfu => ctx.out.error(E_NOT_LFU),
+        "freq" => {
+            let f = ctx.ks.lfu_freq(ctx.db, args[2]).unwrap_or(0);
+            ctx.out.int(f as i64)
+        }
+        _ if lfu => ctx.out.error(E_LFU_NO_IDLE),
+        _ => {
+            let s = ctx.ks.idle_secs(ctx.db, args[2]).unwrap_or(0);
+            ctx.out.int(s as i64)
+        }
     }
 }
 
@@ -948,7 +969,7 @@ pub static COMMANDS: &[CmdSpec] = &[
     spec!("exists", -2, READONLY | FAST, (1, -1, 1), "generic", "@keyspace @read @fast", "1.0.0",
         Run::KeyMulti(exists_cmd, exists_multi), "Determine if a key exists"),
     spec!("touch", -2, READONLY | FAST, (1, -1, 1), "generic", "@keyspace @read @fast", "3.2.1",
-        Run::KeyMulti(exists_cmd, exists_multi),
+        Run::KeyMulti(touch_cmd, touch_multi),
         "Alters the last access time of a key(s). Returns the number of existing keys specified."),
     spec!("type", 2, READONLY | FAST, (1, 1, 1), "generic", "@keyspace @read @fast", "1.0.0",
         Run::Key(type_cmd), "Determine the type stored at key"),

@@ -129,8 +129,6 @@ fn restore_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
         }
         j += 1;
     }
-    // The access-time hints are accepted; ringkv keeps no LRU/LFU data yet.
-    let _ = (idle, freq);
     if !replace && ctx.ks.exists(db, key) {
         return ctx.out.error("BUSYKEY Target key name already exists.");
     }
@@ -161,6 +159,14 @@ fn restore_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
     }
     let signal = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
     ctx.ks.put(db, key, value, (ttl > 0).then_some(at));
+    // The access hints set the key's LRU/LFU word (each only under its
+    // kind of policy, as in Redis).
+    if let Some(s) = idle {
+        ctx.ks.set_idle(db, key, s as u64);
+    }
+    if let Some(f) = freq {
+        ctx.ks.set_freq(db, key, f as u32);
+    }
     if signal {
         ctx.ks.signal_ready(db, key);
     }

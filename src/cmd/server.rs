@@ -1199,7 +1199,12 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         };
         kv!(s, "mem_fragmentation_ratio", "{frag:.2}");
         kv!(s, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
-        kv!(s, "mem_not_counted_for_evict", "0");
+        kv!(
+            s,
+            "mem_not_counted_for_evict",
+            "{}",
+            crate::shard::evict::FIXED_IO.load(Ordering::Relaxed)
+        );
         kv!(s, "mem_replication_backlog", "0");
         kv!(s, "mem_total_replication_buffers", "0");
         kv!(s, "mem_clients_slaves", "0");

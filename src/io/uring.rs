@@ -59,6 +59,10 @@ impl BufRing {
             bufs: vec![0u8; BUF_ENTRIES as usize * BUF_SIZE],
             tail: 0,
         };
+        crate::shard::evict::FIXED_IO.fetch_add(
+            (BUF_ENTRIES as usize * BUF_SIZE) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // SAFETY: the ring memory stays mapped until Drop, after the ring
         // (and with it the registration) is gone; see `run`.
         unsafe {
@@ -103,6 +107,8 @@ impl BufRing {
 
 impl Drop for BufRing {
     fn drop(&mut self) {
+        crate::shard::evict::FIXED_IO
+            .fetch_sub(self.bufs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: unmapping exactly the region mapped in `new`.
         unsafe {
             libc::munmap(self.ring as *mut libc::c_void, self.ring_len);

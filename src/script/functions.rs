@@ -459,6 +459,9 @@ pub fn fcall(sh: &mut Shard, conn: &mut Conn, out: &mut Out, args: &[&[u8]], ro:
     if ro && meta.flags & NO_WRITES == 0 {
         return out.err("Can not execute a script with write flag using *_ro command.");
     }
+    if !super::oom_allowed(sh, meta.flags) {
+        return out.error(crate::shard::evict::OOM_ERR);
+    }
     let (keys, argv) = args[3..].split_at(numkeys as usize);
     let read_only = ro || meta.flags & NO_WRITES != 0;
     super::run_function(sh, conn, out, &meta.name, keys, argv, read_only, args);

@@ -960,6 +960,11 @@ fn redis_call(lua: &Lua, c: &mut CallCtx, args: MultiValue, resp3: bool) -> (Val
     if let Some(e) = cmd::stream::script_block_error(&refs) {
         return call_error(lua, &e);
     }
+    if flags & cmd::DENYOOM != 0 && c.sh.memg.oom && c.sh.ks.mem.maxmemory != 0 {
+        // Out of memory when the script started (Redis's
+        // pre_command_oom_state): commands that grow memory fail.
+        return call_error(lua, crate::shard::evict::OOM_ERR);
+    }
     if c.read_only && flags & cmd::WRITE != 0 {
         return call_error(
             lua,
@@ -1059,6 +1064,9 @@ pub fn eval(
         cache_put(sha, &body);
         let mut read_only = read_only;
         if let Some(flags) = flags {
+            if !oom_allowed(sh, flags) {
+                return out.error(crate::shard::evict::OOM_ERR);
+            }
             // A script with a #! line declares whether it writes.
             if flags & functions::NO_WRITES == 0 {
                 if read_only {
@@ -1070,6 +1078,17 @@ pub fn eval(
         }
         run_locked(eng, sh, conn, out, sha, &f, keys, argv, read_only, None);
     });
+}
+
+/// A script or function with flags (a #! line, a registered function)
+/// that may write is refused when the process is out of memory, unless it
+/// declares `allow-oom` (then its commands are not checked either).
+pub(crate) fn oom_allowed(sh: &mut Shard, flags: u32) -> bool {
+    if flags & functions::ALLOW_OOM != 0 {
+        sh.memg.oom = false;
+        return true;
+    }
+    !(flags & functions::NO_WRITES == 0 && sh.memg.oom && sh.ks.mem.maxmemory != 0)
 }
 
 /// Runs a script or function: inline with one shard; with several, inside

@@ -43,6 +43,10 @@ pub struct Global {
     pub persist: crate::persist::State,
     /// Per shard: current loop turn and command (src/server/health.rs).
     pub health: Vec<health::ShardHealth>,
+    /// Per shard: keys its maxmemory policy may evict (shard/evict.rs).
+    pub evictable: Vec<AtomicU64>,
+    /// Per shard: another shard asked it to evict (not yet done).
+    pub evict_asked: Vec<AtomicBool>,
     /// Active expiry on (DEBUG SET-ACTIVE-EXPIRE turns it off).
     pub active_expire: AtomicBool,
 }
@@ -64,6 +68,8 @@ impl Global {
             busy_reply_ms: c.get("busy-reply-threshold").parse().unwrap_or(5000),
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
+            mem: crate::shard::evict::MemCfg::from_config(&c),
+            lazy_eviction: c.get("lazyfree-lazy-eviction") == "yes",
             track_max: match c.get_i64("tracking-table-max-keys") as usize {
                 0 => 0,
                 n => n.div_ceil(self.nshards.max(1)),
@@ -517,6 +523,8 @@ pub fn run(cfg: Config) -> i32 {
         monitors: AtomicUsize::new(0),
         persist: crate::persist::State::new(nshards),
         health: (0..nshards).map(|_| Default::default()).collect(),
+        evictable: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+        evict_asked: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
     });
 
     // dump.rdb is loaded while the shards already answer (-LOADING).

@@ -16,9 +16,14 @@ pub type Key = Box<[u8]>;
 
 const INLINE_KEY: usize = 22;
 
-/// A node's stored hash keeps 56 bits of the key's hash; the top byte is
-/// the node's snapshot version (see [`Dict::mark`]).
-const HASH_MASK: u64 = (1 << 56) - 1;
+/// A node's stored hash word: the low 32 bits are the key's hash (enough
+/// to index 4G buckets and to reject most chain mismatches), bits 32..56
+/// a 24-bit per-key metadata word (the keyspace keeps Redis's LRU clock or
+/// LFU counter there, see shard/evict.rs), and the top byte the node's
+/// snapshot version (see [`Dict::mark`]).
+const HASH_MASK: u64 = (1 << 32) - 1;
+const META_SHIFT: u32 = 32;
+const META_MASK: u64 = ((1 << 24) - 1) << META_SHIFT;
 const VER_SHIFT: u32 = 56;
 
 /// A key stored in a node: short keys live inline (no extra allocation and
@@ -67,9 +72,9 @@ impl NodeKey {
 
 struct Node<V> {
     next: Option<Box<Node<V>>>,
-    /// The key's hash (low 56 bits), so rehashing never rehashes a key and
+    /// The key's hash (low 32 bits), so rehashing never rehashes a key and
     /// most mismatches in a chain are rejected without touching the key
-    /// bytes; the top byte is the snapshot version.
+    /// bytes; then the 24-bit metadata and the snapshot version.
     hash: u64,
     key: NodeKey,
     val: V,
@@ -91,7 +96,15 @@ impl<V> Node<V> {
     }
     #[inline]
     fn set_ver(&mut self, v: u8) {
-        self.hash = (self.hash & HASH_MASK) | ((v as u64) << VER_SHIFT);
+        self.hash = (self.hash & !(0xFF << VER_SHIFT)) | ((v as u64) << VER_SHIFT);
+    }
+    #[inline]
+    fn meta(&self) -> u32 {
+        ((self.hash & META_MASK) >> META_SHIFT) as u32
+    }
+    #[inline]
+    fn set_meta(&mut self, m: u32) {
+        self.hash = (self.hash & !META_MASK) | (((m as u64) << META_SHIFT) & META_MASK);
     }
 }
 
@@ -330,8 +343,66 @@ impl<V> Dict<V> {
         if let Some(n) = self.find_mut(key, h) {
             return Some(std::mem::replace(&mut n.val, val));
         }
-        self.insert_new(NodeKey::new(key), val, h);
+        self.insert_new(NodeKey::new(key), val, h, 0);
         None
+    }
+
+    /// Inserts or replaces, setting the node's metadata to `meta(old)`
+    /// (`None` for a new key); returns the previous value.
+    pub fn insert_meta(
+        &mut self,
+        key: &[u8],
+        val: V,
+        meta: impl FnOnce(Option<u32>) -> u32,
+    ) -> Option<V> {
+        let h = self.hash(key);
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        if let Some(n) = self.find_mut(key, h) {
+            let m = meta(Some(n.meta()));
+            n.set_meta(m);
+            return Some(std::mem::replace(&mut n.val, val));
+        }
+        self.insert_new(NodeKey::new(key), val, h, meta(None));
+        None
+    }
+
+    /// Looks a key up and rewrites its metadata with `f` (an access).
+    #[inline]
+    pub fn get_touch(&mut self, key: &[u8], f: impl FnOnce(u32) -> u32) -> Option<&mut V> {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        let n = self.find_mut(key, h)?;
+        let m = f(n.meta());
+        n.set_meta(m);
+        Some(&mut n.val)
+    }
+
+    /// The metadata of a key.
+    pub fn meta(&self, key: &[u8]) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        let h = self.hash(key);
+        self.find(key, h).map(|n| n.meta())
+    }
+
+    /// Sets the metadata of a key; false if absent.
+    pub fn set_meta(&mut self, key: &[u8], m: u32) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let h = self.hash(key);
+        match self.find_mut(key, h) {
+            Some(n) => {
+                n.set_meta(m);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Inserts a key known to be absent.
@@ -340,10 +411,19 @@ impl<V> Dict<V> {
         if self.is_rehashing() {
             self.rehash_step(1);
         }
-        self.insert_new(NodeKey::from_box(key), val, h);
+        self.insert_new(NodeKey::from_box(key), val, h, 0);
     }
 
-    fn insert_new(&mut self, key: NodeKey, val: V, h: u64) {
+    /// [`Dict::insert_unique`] with the node's metadata.
+    pub fn insert_unique_meta(&mut self, key: Key, val: V, meta: u32) {
+        let h = self.hash(&key);
+        if self.is_rehashing() {
+            self.rehash_step(1);
+        }
+        self.insert_new(NodeKey::from_box(key), val, h, meta);
+    }
+
+    fn insert_new(&mut self, key: NodeKey, val: V, h: u64, meta: u32) {
         self.grow_if_needed();
         let t = if self.is_rehashing() {
             &mut self.t[1]
@@ -355,7 +435,9 @@ impl<V> Dict<V> {
         let next = slot.take();
         *slot = Some(Box::new(Node {
             next,
-            hash: h | ((self.cur_ver as u64) << VER_SHIFT),
+            hash: h
+                | (((meta as u64) << META_SHIFT) & META_MASK)
+                | ((self.cur_ver as u64) << VER_SHIFT),
             key,
             val,
         }));
@@ -589,6 +671,57 @@ impl<V> Dict<V> {
             pick -= 1;
         }
         Some((cur.key.as_bytes(), &cur.val))
+    }
+
+    /// Up to `count` elements from consecutive buckets starting at a
+    /// random one (Redis's dictGetSomeKeys): cheap sampling for eviction.
+    /// Visits at most `count * 10` buckets; calls `f(key, value, meta)`.
+    pub fn sample(&self, count: usize, rnd: u64, mut f: impl FnMut(&[u8], &V, u32)) -> usize {
+        if self.is_empty() || count == 0 {
+            return 0;
+        }
+        let count = count.min(self.len());
+        let mut got = 0;
+        let mut empty_run = 0;
+        let tables = if self.is_rehashing() { 2 } else { 1 };
+        let maxsize = self.t[0].buckets.len().max(self.t[1].buckets.len());
+        let mut i = (rnd as usize) & (maxsize - 1);
+        let mut steps = count * 10;
+        while got < count && steps > 0 {
+            for t in &self.t[..tables] {
+                if t.buckets.is_empty() || i >= t.buckets.len() {
+                    continue;
+                }
+                match t.buckets[i].as_deref() {
+                    None => {
+                        empty_run += 1;
+                        if empty_run >= 5 && empty_run > count {
+                            // A long run of empty buckets: jump elsewhere.
+                            i = (rnd.rotate_left(steps as u32 % 64) as usize).wrapping_add(steps)
+                                & (maxsize - 1);
+                            empty_run = 0;
+                        }
+                    }
+                    Some(mut n) => {
+                        empty_run = 0;
+                        loop {
+                            f(n.key.as_bytes(), &n.val, n.meta());
+                            got += 1;
+                            if got >= count {
+                                return got;
+                            }
+                            match n.next.as_deref() {
+                                Some(m) => n = m,
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            i = (i + 1) & (maxsize - 1);
+            steps -= 1;
+        }
+        got
     }
 
     /// Visits every element (in bucket order).

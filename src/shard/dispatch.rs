@@ -257,6 +257,14 @@ impl Shard {
                 return Flow::Next;
             }
         }
+        if self.ks.mem.maxmemory != 0 {
+            if let Some(code) = self.check_oom(conn, &mut out, spec) {
+                self.stats.cmds[ci as usize].rejected += 1;
+                self.count_error(code);
+                self.finish_reply(conn, direct, skip, scratch);
+                return Flow::Next;
+            }
+        }
         let writes = spec.flags & cmd::WRITE != 0
             || (spec.name == "exec"
                 && conn
@@ -412,6 +420,44 @@ impl Shard {
             self.invalidate_current(conn, idx, wbuf);
         }
         Flow::Next
+    }
+
+    /// maxmemory (Redis's processCommand): commands that may grow memory
+    /// make room first; a DENYOOM command (or EXEC of one, or anything
+    /// queued in MULTI) is refused when nothing can be evicted. Returns
+    /// the error code when refused.
+    fn check_oom(
+        &mut self,
+        conn: &mut Conn,
+        out: &mut Out,
+        spec: &cmd::CmdSpec,
+    ) -> Option<&'static str> {
+        let in_multi =
+            conn.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
+        let denyoom = spec.flags & cmd::DENYOOM != 0
+            || (spec.name == "exec"
+                && conn
+                    .multi
+                    .as_ref()
+                    .is_some_and(|m| m.flags & cmd::DENYOOM != 0));
+        let script = matches!(
+            spec.name,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        );
+        if !(denyoom || in_multi || script || spec.flags & cmd::WRITE != 0) {
+            return None;
+        }
+        let oom = self.perform_evictions() == super::evict::MemState::Fail;
+        self.memg.oom = oom;
+        if !oom || !(denyoom || in_multi) {
+            return None;
+        }
+        if spec.name == "exec" {
+            return Some(self.exec_refused(conn, out, super::evict::OOM_ERR));
+        }
+        abort_multi(conn);
+        out.error(super::evict::OOM_ERR);
+        Some("OOM")
     }
 
     pub(super) fn count_error(&mut self, code: &str) {

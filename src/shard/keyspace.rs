@@ -119,6 +119,12 @@ pub struct Keyspace {
     pub writer: u64,
     /// This shard's share of tracking-table-max-keys (0 = no limit).
     pub track_max: usize,
+    /// maxmemory settings (shard/evict.rs).
+    pub mem: super::evict::MemCfg,
+    /// The eviction pool.
+    pub evictor: super::evict::Evictor,
+    /// lazyfree-lazy-eviction.
+    pub lazy_eviction: bool,
 }
 
 impl Keyspace {
@@ -146,6 +152,9 @@ impl Keyspace {
             invalidations: Vec::new(),
             writer: 0,
             track_max: 0,
+            mem: Default::default(),
+            evictor: Default::default(),
+            lazy_eviction: false,
         }
     }
 
@@ -261,9 +270,30 @@ impl Keyspace {
         }
     }
 
-    /// Looks a key up for reading; counts keyspace hits and misses.
+    /// Looks a key up for reading; counts keyspace hits and misses and
+    /// records the access (LRU/LFU).
     #[inline]
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.expire_if_needed(db, key);
+        let st = self.stamp();
+        match self.dbs[db].main.get_touch(key, |m| st.touch(m)) {
+            Some(v) => {
+                self.stats.keyspace_hits += 1;
+                Some(&*v)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                if self.notify_flags & crate::notify::KEY_MISS != 0 {
+                    self.events.push((db, "keymiss", key.to_vec()));
+                }
+                None
+            }
+        }
+    }
+
+    /// [`Keyspace::get`] without recording an access (OBJECT, TYPE, TTL:
+    /// Redis's LOOKUP_NOTOUCH); hits and misses still count.
+    pub fn get_notouch(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
         self.expire_if_needed(db, key);
         match self.dbs[db].main.get(key) {
             Some(v) => {
@@ -294,7 +324,12 @@ impl Keyspace {
         self.expire_if_needed(db, key);
         self.pre_write(db, key);
         self.watch_note_get_mut(db, key);
-        self.dbs[db].main.get_mut(key)
+        let st = self.stamp();
+        let d = &mut self.dbs[db].main;
+        if d.is_rehashing() {
+            d.rehash_step(1);
+        }
+        d.get_touch(key, |m| st.touch(m))
     }
 
     /// Records `n` writes.
@@ -316,8 +351,9 @@ impl Keyspace {
         self.signal_stream_gone(db, key);
         self.pre_write(db, key);
         self.key_modified(db, key, false);
+        let st = self.stamp();
         let d = &mut self.dbs[db];
-        let old = d.main.insert(key, val);
+        let old = d.main.insert_meta(key, val, |m| st.store(m));
         if old.is_some() && !keep_ttl && !d.expires.is_empty() {
             d.expires.remove(key);
         }
@@ -549,8 +585,9 @@ impl Keyspace {
         val: Value,
         expire_at: Option<u64>,
     ) -> bool {
+        let st = self.stamp();
         let d = &mut self.dbs[db];
-        if d.main.insert(&key, val).is_some() {
+        if d.main.insert_meta(&key, val, |m| st.store(m)).is_some() {
             return false;
         }
         if let Some(at) = expire_at {

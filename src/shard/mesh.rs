@@ -143,6 +143,10 @@ pub fn build(n: usize) -> Vec<Mesh> {
         for j in 0..n {
             if i != j {
                 let (p, c) = rtrb::RingBuffer::new(RING_CAP);
+                crate::shard::evict::FIXED_IO.fetch_add(
+                    (RING_CAP * std::mem::size_of::<Msg>()) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 meshes[i].tx[j] = Some(p);
                 meshes[j].rx[i] = Some(c);
             }

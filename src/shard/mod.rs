@@ -13,6 +13,7 @@ pub mod blocking;
 pub mod clients;
 pub mod dict;
 pub mod dispatch;
+pub mod evict;
 pub mod exec;
 pub mod keyspace;
 pub mod locks;
@@ -146,6 +147,9 @@ pub struct ShardCfg {
     pub notify: u32,
     /// This shard's share of tracking-table-max-keys (0 = no limit).
     pub track_max: usize,
+    /// maxmemory and its policy.
+    pub mem: evict::MemCfg,
+    pub lazy_eviction: bool,
 }
 
 pub struct Shard {
@@ -214,6 +218,8 @@ pub struct Shard {
     pub tracking_held: Vec<tracking::Held>,
     /// Work that waits for the running connection to be back in its slot.
     pub post_later: Vec<tracking::Later>,
+    /// The memory check's cached view of used_memory (evict.rs).
+    pub memg: evict::MemGuard,
 }
 
 /// A reply that arrived for the connection currently running.
@@ -262,6 +268,8 @@ impl Shard {
         ks.enc = cfg.enc;
         ks.notify_flags = cfg.notify;
         ks.track_max = cfg.track_max;
+        ks.mem = cfg.mem;
+        ks.lazy_eviction = cfg.lazy_eviction;
         let load_rx = g
             .persist
             .load_rx
@@ -308,6 +316,7 @@ impl Shard {
             tx_track: None,
             tracking_held: Vec::new(),
             post_later: Vec::new(),
+            memg: Default::default(),
         }
     }
 
@@ -330,6 +339,12 @@ impl Shard {
             self.ks.enc = self.cfg.enc;
             self.ks.notify_flags = self.cfg.notify;
             self.ks.track_max = self.cfg.track_max;
+            if self.ks.mem.policy != self.cfg.mem.policy {
+                self.ks.evict_reset();
+            }
+            self.ks.mem = self.cfg.mem;
+            self.ks.lazy_eviction = self.cfg.lazy_eviction;
+            self.memg.slack = 0;
         }
     }
 
@@ -435,6 +450,9 @@ impl Shard {
         for idx in std::mem::take(&mut self.resume) {
             self.on_input(idx, &[]);
         }
+        if self.memg.evicting {
+            self.evict_tick();
+        }
         self.serve_ready();
         self.check_block_timeouts();
         self.publish_events();
@@ -466,6 +484,7 @@ impl Shard {
             || !self.ks.ready_keys.is_empty()
             || !self.resume.is_empty()
             || !self.retry.is_empty()
+            || self.memg.evicting
     }
 
     // ----- housekeeping ------------------------------------------------
@@ -484,6 +503,7 @@ impl Shard {
         self.metrics
             .add_event("expire-cycle", t.elapsed().as_millis() as u64);
         self.ks.cron();
+        self.evict_cron();
         self.g.persist.shard_dirty[self.id].store(self.ks.dirty, Ordering::Relaxed);
         if self.id == 0 {
             self.save_points_cron();
