@@ -22,6 +22,13 @@
 //! an error unless the replies are `+OK`, N x `+QUEUED` and an EXEC array
 //! of N replies none of which is an error (a null EXEC counts as "nil").
 //!
+//! Cache workload (`--cache`): every request is a GET; a nil reply (a
+//! miss) makes the connection send the SET of that key right away, as a
+//! look-aside cache client fills a miss.  The SET belongs to the same
+//! request: GET hit ratio, GETs/s and commands/s, GET latency and GET+SET
+//! latency are reported; error replies (-OOM from a server at maxmemory)
+//! are counted and the run goes on.
+//!
 //! Replies are parsed as RESP2/RESP3 (simple strings, errors, integers,
 //! bulk strings, arrays, nulls, maps, sets, attributes and push messages);
 //! every request gets exactly one reply, a top-level error reply
@@ -78,6 +85,10 @@ enum Dist {
     /// Walk the key space in order (connection j takes j, j+N, ...):
     /// useful to load every key once.
     Sequential,
+    /// Normal distribution centred on the middle of the key space,
+    /// standard deviation `--gauss-stddev` (memtier's `--key-pattern G:G`);
+    /// draws outside the key space are drawn again.
+    Gaussian,
 }
 
 #[derive(Parser, Debug)]
@@ -97,7 +108,16 @@ Examples:\n  ringkv-bench -p 6379 -c 50 -P 16 -n 1000000\n  \
 ringkv-bench -p 6379 --rate 100000 --duration 10 --hdr-log run.hlog --json run.json\n  \
 ringkv-bench -p 6379 --command 'INCR counter:__key__' --distribution zipf --zipf-s 1.1\n  \
 ringkv-bench -p 6379 --command 'SET a __value__' --command 'GET a' --ratio 1:4\n  \
-ringkv-bench -p 6379 --multi 10 --command 'INCR k:__key__:__i__' -P 16"
+ringkv-bench -p 6379 --multi 10 --command 'INCR k:__key__:__i__' -P 16\n  \
+ringkv-bench -p 6379 --cache --keyspace 1000000 --value-size 100 --distribution zipf -P 16 \
+--duration 10\n\n\
+Cache mode (--cache): a request is GET key:__key__; a nil reply (a miss) is followed at once \
+by SET key:__key__ __value__ on the same connection, as part of the same request. Reported: \
+hit ratio = hits / GET replies; GETs/s and commands/s (GETs + SETs); latency of the GETs and \
+of the whole request (GET+SET: a hit's GET, or from a miss's GET until its SET's reply). \
+--requests counts GETs. Error replies (e.g. -OOM to a SET) count as errors (exit status 1) \
+but do not stop the run. In --json: a \"cache\" object; \"latency\" is the GETs'; \
+\"throughput_rps\" counts all commands."
 )]
 struct Cli {
     /// Server host name or IP address.
@@ -140,6 +160,22 @@ struct Cli {
     /// Zipf exponent (> 0) for --distribution zipf.
     #[arg(long, default_value_t = 0.99)]
     zipf_s: f64,
+    /// Standard deviation, in keys, of --distribution gaussian (default:
+    /// keyspace / 6, as memtier's).
+    #[arg(long)]
+    gauss_stddev: Option<f64>,
+    /// Cache workload: each request is `GET key:__key__`; when its reply
+    /// is nil (a miss) the connection sends `SET key:__key__ __value__`
+    /// as soon as it reads that reply. The SET is a follow-up command of
+    /// the same request (not a request of its own): --requests counts
+    /// GETs, --pipeline caps the GETs and SETs in flight (a miss's SET is
+    /// sent even past the cap). Reports the GET hit ratio (hits / GET
+    /// replies), GETs/s and commands/s, GET latency and GET+SET latency
+    /// (a hit: its GET's; a miss: from the GET's send until the SET's
+    /// reply). Error replies (e.g. -OOM to a SET) are counted, the run
+    /// goes on. Not with --command, --ratio, --multi.
+    #[arg(long, conflicts_with_all = ["commands", "ratio", "multi", "pubsub_subscribers"])]
+    cache: bool,
     /// Size in bytes of __value__.
     #[arg(long, default_value_t = 32)]
     value_size: usize,
@@ -296,6 +332,21 @@ impl Zipf {
             }
         }
     }
+}
+
+/// A key in 0..n from a normal distribution (mean, sd), by Box-Muller;
+/// draws outside 0..n are drawn again (after 64 misses, the mean).
+fn gaussian_key(rng: &mut Rng, n: u64, mean: f64, sd: f64) -> u64 {
+    for _ in 0..64 {
+        let u1 = 1.0 - rng.unit(); // (0, 1]
+        let u2 = rng.unit();
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        let x = (mean + sd * z).round();
+        if x >= 0.0 && x < n as f64 {
+            return x as u64;
+        }
+    }
+    (mean.round() as u64).min(n - 1)
 }
 
 /// log1p(x)/x, stable near 0.
@@ -525,7 +576,15 @@ struct Workload {
     multi: Option<usize>,
     /// Digits of `__i__` (--multi).
     index_width: usize,
+    /// --cache: template 0 is the GET, template 1 the SET of a miss.
+    cache: bool,
+    /// --distribution gaussian: (mean, standard deviation) in keys.
+    gauss: Option<(f64, f64)>,
 }
+
+/// Template indexes of the cache workload (--cache).
+const CACHE_GET: usize = 0;
+const CACHE_SET: usize = 1;
 
 const MULTI_CMD: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC_CMD: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
@@ -599,7 +658,12 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
         return Err("--keyspace must be >= 1".into());
     }
     let key_width = (cli.keyspace - 1).to_string().len();
-    let texts: Vec<String> = if cli.commands.is_empty() {
+    let texts: Vec<String> = if cli.cache {
+        vec![
+            "GET key:__key__".to_string(),
+            "SET key:__key__ __value__".to_string(),
+        ]
+    } else if cli.commands.is_empty() {
         vec![
             "SET key:__key__ __value__".to_string(),
             "GET key:__key__".to_string(),
@@ -616,6 +680,8 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
                     .map_err(|_| format!("bad --ratio {r:?} (want e.g. 1:10)"))
             })
             .collect::<Result<_, _>>()?,
+        // the cycle holds only the GET; the SET follows a miss
+        None if cli.cache => vec![1, 0],
         None if cli.commands.is_empty() => vec![1, 10],
         None => vec![1; texts.len()],
     };
@@ -648,6 +714,15 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
         return Err("--zipf-s must be > 0".into());
     }
     let zipf = (cli.distribution == Dist::Zipf).then(|| Zipf::new(cli.keyspace, cli.zipf_s));
+    let gauss = if cli.distribution == Dist::Gaussian {
+        let sd = cli.gauss_stddev.unwrap_or(cli.keyspace as f64 / 6.0);
+        if !(sd > 0.0 && sd.is_finite()) {
+            return Err("--gauss-stddev must be > 0".into());
+        }
+        Some(((cli.keyspace - 1) as f64 / 2.0, sd))
+    } else {
+        None
+    };
     // printable pseudo-random value bytes, fixed for the run
     let mut rng = Rng::new(cli.seed ^ 0xa11ce);
     const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -666,6 +741,8 @@ fn build_workload(cli: &Cli) -> Result<Workload, String> {
         value,
         multi: cli.multi,
         index_width: index_width.unwrap_or(0),
+        cache: cli.cache,
+        gauss,
     })
 }
 
@@ -987,10 +1064,18 @@ fn new_hist() -> Histogram<u64> {
 /// Counters one thread accumulates.
 #[derive(Default, Clone, Copy, Debug)]
 struct Counts {
+    /// Commands written (with --cache: GETs and SETs).
     sent: u64,
     replies: u64,
     errors: u64,
     nils: u64,
+    /// --cache: GET replies, of which hits (not nil, not an error) and
+    /// errors; SET replies, of which errors.
+    gets: u64,
+    hits: u64,
+    get_errors: u64,
+    sets: u64,
+    set_errors: u64,
 }
 
 impl Counts {
@@ -999,6 +1084,16 @@ impl Counts {
         self.replies += o.replies;
         self.errors += o.errors;
         self.nils += o.nils;
+        self.gets += o.gets;
+        self.hits += o.hits;
+        self.get_errors += o.get_errors;
+        self.sets += o.sets;
+        self.set_errors += o.set_errors;
+    }
+
+    /// --cache: hits / GET replies (None before the first GET reply).
+    fn hit_ratio(&self) -> Option<f64> {
+        (self.gets > 0).then(|| self.hits as f64 / self.gets as f64)
     }
 }
 
@@ -1018,6 +1113,8 @@ struct Report {
     tick: u64,
     lat: Histogram<u64>,
     svc: Option<Histogram<u64>>,
+    /// --cache: GET+SET latency of each request.
+    pair: Option<Histogram<u64>>,
     counts: Counts,
     last: Option<Final>,
 }
@@ -1049,6 +1146,30 @@ struct WorkerCfg {
     seed: u64,
 }
 
+/// What a command in flight is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// A request of the command cycle (or a whole transaction).
+    Plain,
+    /// --cache: the GET of a request.
+    Get,
+    /// --cache: the SET a miss sent.
+    Set,
+}
+
+/// One command in flight.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    /// When its request was due (open loop) or written (closed loop); a
+    /// miss's SET keeps its GET's.
+    intended: u64,
+    /// When it was written.
+    sent: u64,
+    /// Its key number (the SET of a miss needs it).
+    key: u64,
+    op: Op,
+}
+
 struct Conn {
     stream: TcpStream,
     fd: i32,
@@ -1061,8 +1182,8 @@ struct Conn {
     parser: RespParser,
     /// --multi: where the replies of the oldest transaction stand.
     tx: TxCheck,
-    /// (intended send time, actual send time) of each request in flight.
-    inflight: VecDeque<(u64, u64)>,
+    /// The commands in flight, oldest first.
+    inflight: VecDeque<Pending>,
     issued: u64,
     quota: u64,
     global_idx: u64,
@@ -1134,6 +1255,7 @@ struct Worker {
     hard_stop: bool,
     lat: Histogram<u64>,
     svc: Option<Histogram<u64>>,
+    pair: Option<Histogram<u64>>,
     counts: Counts,
     fin: Final,
 }
@@ -1204,6 +1326,7 @@ fn run_worker(cfg: WorkerCfg, wl: Arc<Workload>, shared: Arc<Shared>, tx: mpsc::
         end: cfg.duration_ns.map(|d| start + d),
         rng: Rng::new(cfg.seed ^ (cfg.id as u64).wrapping_mul(0x9e37_79b9)),
         svc: open.then(new_hist),
+        pair: wl.cache.then(new_hist),
         cfg,
         wl,
         shared,
@@ -1249,12 +1372,14 @@ impl Worker {
     fn send_report(&mut self, tick: u64, last: Option<Final>) {
         let lat = std::mem::replace(&mut self.lat, new_hist());
         let svc = self.svc.as_mut().map(|h| std::mem::replace(h, new_hist()));
+        let pair = self.pair.as_mut().map(|h| std::mem::replace(h, new_hist()));
         let counts = std::mem::take(&mut self.counts);
         let _ = self.tx.send(Report {
             thread: self.cfg.id,
             tick,
             lat,
             svc,
+            pair,
             counts,
             last,
         });
@@ -1451,6 +1576,10 @@ impl Worker {
                 let c = &self.conns[c_idx];
                 (c.global_idx + c.issued * self.cfg.total_conns as u64) % wl.keyspace
             }
+            Dist::Gaussian => {
+                let (mean, sd) = wl.gauss.expect("gauss");
+                gaussian_key(&mut self.rng, wl.keyspace, mean, sd)
+            }
         }
     }
 
@@ -1463,7 +1592,12 @@ impl Worker {
         if c.inflight.is_empty() {
             c.last_rx = now;
         }
-        c.inflight.push_back((intended, now));
+        c.inflight.push_back(Pending {
+            intended,
+            sent: now,
+            key,
+            op: if wl.cache { Op::Get } else { Op::Plain },
+        });
         c.issued += 1;
         self.counts.sent += 1;
     }
@@ -1634,6 +1768,11 @@ impl Worker {
                 }
             }
         }
+        // the SETs of the misses just read (--cache)
+        let c = &self.conns[i];
+        if !c.dead && c.wpos < c.wbuf.len() && !c.want_out {
+            self.flush(i);
+        }
         if !self.open {
             let now = now_ns();
             self.refill(i, now);
@@ -1662,13 +1801,49 @@ impl Worker {
                     Some(outcome) => outcome,
                 },
             };
-            let (intended, sent) = c.inflight.pop_front().expect("in flight");
-            self.lat
-                .saturating_record(now.saturating_sub(intended).max(1));
-            if let Some(h) = self.svc.as_mut() {
-                h.saturating_record(now.saturating_sub(sent).max(1));
+            let p = c.inflight.pop_front().expect("in flight");
+            let since_intended = now.saturating_sub(p.intended).max(1);
+            if p.op != Op::Set {
+                // request latency (with --cache: the GET's)
+                self.lat.saturating_record(since_intended);
+                if let Some(h) = self.svc.as_mut() {
+                    h.saturating_record(now.saturating_sub(p.sent).max(1));
+                }
             }
             self.counts.replies += 1;
+            match p.op {
+                Op::Plain => {}
+                Op::Get => {
+                    self.counts.gets += 1;
+                    match kind {
+                        ReplyKind::Ok => self.counts.hits += 1,
+                        ReplyKind::Error => self.counts.get_errors += 1,
+                        ReplyKind::Nil => {}
+                    }
+                    if kind == ReplyKind::Nil {
+                        // a miss: fill the cache now, same request
+                        self.wl.encode_cmd(CACHE_SET, p.key, 0, &mut c.wbuf);
+                        c.inflight.push_back(Pending {
+                            intended: p.intended,
+                            sent: now,
+                            key: p.key,
+                            op: Op::Set,
+                        });
+                        self.counts.sent += 1;
+                    } else if let Some(h) = self.pair.as_mut() {
+                        h.saturating_record(since_intended);
+                    }
+                }
+                Op::Set => {
+                    self.counts.sets += 1;
+                    if kind == ReplyKind::Error {
+                        self.counts.set_errors += 1;
+                    }
+                    if let Some(h) = self.pair.as_mut() {
+                        h.saturating_record(since_intended);
+                    }
+                }
+            }
             match kind {
                 ReplyKind::Ok => {}
                 ReplyKind::Nil => self.counts.nils += 1,
@@ -1724,6 +1899,7 @@ struct Interval {
     len_ns: u64,
     lat: Histogram<u64>,
     svc: Option<Histogram<u64>>,
+    pair: Option<Histogram<u64>>,
     counts: Counts,
 }
 
@@ -1771,16 +1947,25 @@ fn write_interval(w: &mut HdrWriter, iv: &Interval) -> Result<(), String> {
     Ok(())
 }
 
-fn progress_line(iv: &Interval, total: &Counts, rate: Option<f64>) -> String {
+fn progress_line(iv: &Interval, total: &Counts, rate: Option<f64>, cache: bool) -> String {
     let secs = (iv.start_ns + iv.len_ns) as f64 / 1e9;
+    let n = if cache {
+        iv.counts.gets
+    } else {
+        iv.counts.replies
+    };
     let rps = if iv.len_ns > 0 {
-        iv.counts.replies as f64 * 1e9 / iv.len_ns as f64
+        n as f64 * 1e9 / iv.len_ns as f64
     } else {
         0.0
     };
-    let mut s = format!("[{secs:6.1}s] {:>11} req/s", group(rps.round() as u64));
+    let unit = if cache { "GET/s" } else { "req/s" };
+    let mut s = format!("[{secs:6.1}s] {:>11} {unit}", group(rps.round() as u64));
     if let Some(r) = rate {
         let _ = write!(s, " (target {})", group(r.round() as u64));
+    }
+    if let Some(h) = iv.counts.hit_ratio() {
+        let _ = write!(s, " | hit {:.2}%", h * 100.0);
     }
     if !iv.lat.is_empty() {
         let h = &iv.lat;
@@ -1882,6 +2067,8 @@ struct RunInfo<'a> {
     unanswered: u64,
     lat: &'a Histogram<u64>,
     svc: Option<&'a Histogram<u64>>,
+    /// --cache: GET+SET latency.
+    pair: Option<&'a Histogram<u64>>,
     conn_errors: &'a [String],
     error_samples: &'a [String],
     intervals: &'a [(u64, u64, Counts, u64, u64, u64)],
@@ -1916,8 +2103,8 @@ fn json_report(r: &RunInfo) -> String {
         "  \"config\": {{\"host\": {}, \"addr\": {}, \"port\": {}, \"mode\": {}, \"threads\": {}, \
          \"cpus\": {}, \"connections_per_thread\": {}, \"connections\": {}, \"pipeline\": {}, \
          \"requests\": {}, \"duration_s\": {}, \"rate\": {}, \"keyspace\": {}, \
-         \"distribution\": {}, \"zipf_s\": {}, \"value_size\": {}, \"multi\": {}, \
-         \"commands\": [{}]}},",
+         \"distribution\": {}, \"zipf_s\": {}, \"gauss_stddev\": {}, \"value_size\": {}, \
+         \"multi\": {}, \"cache\": {}, \"commands\": [{}]}},",
         json_str(&cli.host),
         json_str(&r.addr.to_string()),
         cli.port,
@@ -1942,14 +2129,17 @@ fn json_report(r: &RunInfo) -> String {
             Dist::Uniform => "uniform",
             Dist::Zipf => "zipf",
             Dist::Sequential => "sequential",
+            Dist::Gaussian => "gaussian",
         }),
         if r.wl.dist == Dist::Zipf {
             json_f(r.wl.zipf_s)
         } else {
             "null".into()
         },
+        r.wl.gauss.map_or("null".to_string(), |(_, sd)| json_f(sd)),
         cli.value_size,
         r.wl.multi.map_or("null".to_string(), |n| n.to_string()),
+        r.wl.cache,
         cmds.join(", ")
     );
     let _ = writeln!(
@@ -1984,6 +2174,28 @@ fn json_report(r: &RunInfo) -> String {
             "actual send time (closed loop)"
         })
     );
+    if r.wl.cache {
+        let t = &r.total;
+        let per_s = |n: u64| json_f(if secs > 0.0 { n as f64 / secs } else { 0.0 });
+        let _ = writeln!(
+            s,
+            "  \"cache\": {{\"gets\": {}, \"hits\": {}, \"misses\": {}, \"get_errors\": {}, \
+             \"sets\": {}, \"set_errors\": {}, \"hit_ratio\": {}, \"get_rps\": {}, \
+             \"commands_rps\": {}, \"get_latency\": {}, \"get_set_latency\": {}}},",
+            t.gets,
+            t.hits,
+            t.gets - t.hits - t.get_errors,
+            t.get_errors,
+            t.sets,
+            t.set_errors,
+            t.hit_ratio()
+                .map_or("null".to_string(), |h| format!("{h:.6}")),
+            per_s(t.gets),
+            per_s(t.replies),
+            json_hist(r.lat),
+            r.pair.map_or("null".to_string(), json_hist)
+        );
+    }
     let _ = writeln!(s, "  \"latency\": {},", json_hist(r.lat));
     let _ = writeln!(
         s,
@@ -1994,9 +2206,19 @@ fn json_report(r: &RunInfo) -> String {
         .intervals
         .iter()
         .map(|(start, len, c, p50, p99, max)| {
+            let cache = if r.wl.cache {
+                format!(
+                    ", \"gets\": {}, \"hit_ratio\": {}",
+                    c.gets,
+                    c.hit_ratio()
+                        .map_or("null".to_string(), |h| format!("{h:.6}"))
+                )
+            } else {
+                String::new()
+            };
             format!(
                 "{{\"t_s\": {}, \"len_s\": {}, \"replies\": {}, \"errors\": {}, \"rps\": {}, \
-                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}{cache}}}",
                 json_f(*start as f64 / 1e9),
                 json_f(*len as f64 / 1e9),
                 c.replies,
@@ -2046,7 +2268,44 @@ fn summary(r: &RunInfo) -> String {
         );
     }
     let _ = writeln!(s, "elapsed:    {secs:.3} s");
+    if r.wl.cache {
+        let t = &r.total;
+        let per_s = |n: u64| {
+            group(if secs > 0.0 {
+                (n as f64 / secs).round() as u64
+            } else {
+                0
+            })
+        };
+        let _ = writeln!(
+            s,
+            "cache:      {} GETs: {} hits, {} misses, {} errors; {} SETs (of misses), {} errors",
+            group(t.gets),
+            group(t.hits),
+            group(t.gets - t.hits - t.get_errors),
+            group(t.get_errors),
+            group(t.sets),
+            group(t.set_errors)
+        );
+        let _ = writeln!(
+            s,
+            "hit ratio:  {} (hits / GET replies)",
+            t.hit_ratio()
+                .map_or("-".to_string(), |h| format!("{:.4}%", h * 100.0))
+        );
+        let _ = writeln!(
+            s,
+            "throughput: {} GET/s, {} commands/s (GETs + SETs){}",
+            per_s(t.gets),
+            per_s(t.replies),
+            cli.rate.map_or(String::new(), |rate| format!(
+                " (target rate {} GET/s)",
+                group(rate.round() as u64)
+            ))
+        );
+    }
     match cli.rate {
+        _ if r.wl.cache => {}
         Some(rate) => {
             let _ = writeln!(
                 s,
@@ -2075,14 +2334,28 @@ fn summary(r: &RunInfo) -> String {
         line
     };
     if !r.lat.is_empty() {
-        let label = if cli.rate.is_some() {
-            "  from intended send time"
-        } else {
-            "  from send"
+        let label = match (cli.rate.is_some(), r.wl.cache) {
+            (true, false) => "  from intended send time",
+            (false, false) => "  from send",
+            (true, true) => "  GET, from intended send",
+            (false, true) => "  GET, from send",
         };
         let _ = writeln!(s, "{}", row(label, r.lat));
         if let Some(svc) = r.svc {
-            let _ = writeln!(s, "{}", row("  service (from actual send)", svc));
+            let label = if r.wl.cache {
+                "  GET service (actual send)"
+            } else {
+                "  service (from actual send)"
+            };
+            let _ = writeln!(s, "{}", row(label, svc));
+        }
+        if let Some(pair) = r.pair.filter(|h| !h.is_empty()) {
+            let label = if cli.rate.is_some() {
+                "  GET+SET, from intended send"
+            } else {
+                "  GET+SET, from send"
+            };
+            let _ = writeln!(s, "{}", row(label, pair));
         }
     } else {
         let _ = writeln!(s, "  (no replies)");
@@ -2176,12 +2449,18 @@ fn run(cli: Cli) -> Result<i32, String> {
             (None, Some(d)) => format!("{:.1} s", d as f64 / 1e9),
             _ => String::new(),
         };
-        let cmds: Vec<String> = wl
-            .templates
-            .iter()
-            .zip(&wl.weights)
-            .map(|(t, w)| format!("{} (x{w})", t.text))
-            .collect();
+        let cmds: Vec<String> = if wl.cache {
+            vec![format!(
+                "cache: {}, then {} on a miss",
+                wl.templates[CACHE_GET].text, wl.templates[CACHE_SET].text
+            )]
+        } else {
+            wl.templates
+                .iter()
+                .zip(&wl.weights)
+                .map(|(t, w)| format!("{} (x{w})", t.text))
+                .collect()
+        };
         eprintln!(
             "ringkv-bench -> {addr}: {mode}, {end}, {} thread(s) x {} connection(s), pipeline {}{}",
             cli.threads,
@@ -2205,6 +2484,8 @@ fn run(cli: Cli) -> Result<i32, String> {
                         Dist::Uniform => "uniform".to_string(),
                         Dist::Zipf => format!("zipf s={}", wl.zipf_s),
                         Dist::Sequential => "sequential".to_string(),
+                        Dist::Gaussian =>
+                            format!("gaussian stddev={}", wl.gauss.map_or(0.0, |(_, sd)| sd)),
                     }
                 )
             } else {
@@ -2296,6 +2577,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     let mut pending: std::collections::BTreeMap<u64, Interval> = Default::default();
     let mut total_lat = new_hist();
     let mut total_svc = cli.rate.map(|_| new_hist());
+    let mut total_pair = cli.cache.then(new_hist);
     let mut total = Counts::default();
     let mut unanswered = 0u64;
     let mut conn_errors = Vec::new();
@@ -2312,10 +2594,14 @@ fn run(cli: Cli) -> Result<i32, String> {
                     len_ns: SEC,
                     lat: new_hist(),
                     svc: cli.rate.map(|_| new_hist()),
+                    pair: cli.cache.then(new_hist),
                     counts: Counts::default(),
                 });
                 let _ = iv.lat.add(&rep.lat);
                 if let (Some(a), Some(b)) = (iv.svc.as_mut(), rep.svc.as_ref()) {
+                    let _ = a.add(b);
+                }
+                if let (Some(a), Some(b)) = (iv.pair.as_mut(), rep.pair.as_ref()) {
                     let _ = a.add(b);
                 }
                 iv.counts.add(&rep.counts);
@@ -2368,10 +2654,13 @@ fn run(cli: Cli) -> Result<i32, String> {
                 if let (Some(a), Some(b)) = (total_svc.as_mut(), iv.svc.as_ref()) {
                     let _ = a.add(b);
                 }
+                if let (Some(a), Some(b)) = (total_pair.as_mut(), iv.pair.as_ref()) {
+                    let _ = a.add(b);
+                }
                 // (a last sliver of a second, the drain, is only in the summary)
                 let drain_sliver = last && k > 0 && iv.len_ns < SEC / 10;
                 if !cli.quiet && !drain_sliver {
-                    eprintln!("{}", progress_line(&iv, &total, cli.rate));
+                    eprintln!("{}", progress_line(&iv, &total, cli.rate, cli.cache));
                 }
                 if let Some(h) = hdr.as_mut() {
                     if let Err(e) = write_interval(h, &iv) {
@@ -2421,6 +2710,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         unanswered,
         lat: &total_lat,
         svc: total_svc.as_ref(),
+        pair: total_pair.as_ref(),
         conn_errors: &conn_errors,
         error_samples: &error_samples,
         intervals: &intervals,
@@ -2440,7 +2730,16 @@ fn run(cli: Cli) -> Result<i32, String> {
         code = 1;
     }
     if let Some(n) = requests_target {
-        if total.sent != n || total.replies != n {
+        if cli.cache {
+            // a request is a GET (and the SET of a miss)
+            if total.gets != n {
+                eprintln!(
+                    "ringkv-bench: {} of {} GETs answered ({} commands sent, {} replies)",
+                    total.gets, n, total.sent, total.replies
+                );
+                code = 1;
+            }
+        } else if total.sent != n || total.replies != n {
             eprintln!(
                 "ringkv-bench: {} of {} requests sent, {} replies",
                 total.sent, n, total.replies
@@ -2547,6 +2846,8 @@ mod tests {
             value: b"xyz".to_vec(),
             multi: None,
             index_width: 0,
+            cache: false,
+            gauss: None,
         };
         let mut out = Vec::new();
         wl.encode(0, 42, &mut out);
@@ -2766,6 +3067,210 @@ mod tests {
             let u = rng.unit();
             assert!((0.0..1.0).contains(&u));
         }
+    }
+
+    #[test]
+    fn gaussian_keys_are_in_range_and_centred() {
+        let mut rng = Rng::new(3);
+        let (n, mean, sd) = (10_000u64, 4999.5, 1000.0);
+        let (mut within1, mut sum) = (0u64, 0f64);
+        let draws = 100_000;
+        for _ in 0..draws {
+            let k = gaussian_key(&mut rng, n, mean, sd);
+            assert!(k < n);
+            sum += k as f64;
+            if (k as f64 - mean).abs() <= sd {
+                within1 += 1;
+            }
+        }
+        let avg = sum / draws as f64;
+        assert!((avg - mean).abs() < 30.0, "{avg}");
+        // ~68.3% within one standard deviation
+        let f = within1 as f64 / draws as f64;
+        assert!((0.66..0.71).contains(&f), "{f}");
+        // a deviation far wider than the key space still stays inside it
+        for _ in 0..1000 {
+            assert!(gaussian_key(&mut rng, 10, 4.5, 1e9) < 10);
+        }
+        assert_eq!(gaussian_key(&mut rng, 1, 0.0, 5.0), 0);
+        let wl = workload_from(&["--distribution", "gaussian", "--keyspace", "600"]).unwrap();
+        assert_eq!(wl.gauss, Some((299.5, 100.0)));
+        assert!(workload_from(&["--distribution", "gaussian", "--gauss-stddev", "0"]).is_err());
+    }
+
+    #[test]
+    fn cache_mode_gets_and_sets_a_miss() {
+        let wl = workload_from(&["--cache", "--keyspace", "1000", "--value-size", "3"]).unwrap();
+        assert!(wl.cache);
+        // every request of the cycle is the GET
+        assert_eq!(
+            requests(&wl, 7, 2),
+            "*2\r\n$3\r\nGET\r\n$7\r\nkey:007\r\n".repeat(2)
+        );
+        let mut out = Vec::new();
+        wl.encode_cmd(CACHE_SET, 42, 0, &mut out);
+        let set = String::from_utf8(out).unwrap();
+        assert!(
+            set.starts_with("*3\r\n$3\r\nSET\r\n$7\r\nkey:042\r\n$3\r\n"),
+            "{set}"
+        );
+        for other in [
+            &["--command", "PING"][..],
+            &["--multi", "2"],
+            &["--ratio", "1:1"],
+        ] {
+            let mut args = vec!["--cache"];
+            args.extend_from_slice(other);
+            assert!(workload_from(&args).is_err(), "{other:?}");
+        }
+    }
+
+    /// A tiny RESP server for `cache_worker_against_a_fake_server`: GET
+    /// answers nil for keys never SET, SET of a key number divisible by 3
+    /// answers -OOM (and stores nothing). Counts (GETs, SETs, OOMs).
+    fn fake_cache_server(conns: usize) -> (SocketAddr, Arc<[AtomicU64; 3]>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+        let store = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let c2 = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for _ in 0..conns {
+                let (mut s, _) = listener.accept().unwrap();
+                let (counts, store) = (Arc::clone(&c2), Arc::clone(&store));
+                std::thread::spawn(move || {
+                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                    loop {
+                        let n = match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        let mut out = Vec::new();
+                        // complete commands: *N, then N x $len/bytes
+                        while let Some((args, used)) = parse_command(&buf) {
+                            buf.drain(..used);
+                            let key = args[1].clone();
+                            let num: u64 = std::str::from_utf8(&key[4..]).unwrap().parse().unwrap();
+                            let mut st = store.lock().unwrap();
+                            if args[0] == b"GET" {
+                                counts[0].fetch_add(1, Ordering::SeqCst);
+                                out.extend_from_slice(if st.contains(&key) {
+                                    b"$1\r\nv\r\n" as &[u8]
+                                } else {
+                                    b"$-1\r\n"
+                                });
+                            } else {
+                                counts[1].fetch_add(1, Ordering::SeqCst);
+                                if num.is_multiple_of(3) {
+                                    counts[2].fetch_add(1, Ordering::SeqCst);
+                                    out.extend_from_slice(b"-OOM command not allowed\r\n");
+                                } else {
+                                    st.insert(key);
+                                    out.extend_from_slice(b"+OK\r\n");
+                                }
+                            }
+                        }
+                        if s.write_all(&out).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, counts)
+    }
+
+    fn parse_command(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+        fn line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+            let nl = memchr::memchr(b'\n', buf.get(at..)?)?;
+            let n = std::str::from_utf8(&buf[at + 1..at + nl - 1])
+                .ok()?
+                .parse()
+                .ok()?;
+            Some((n, at + nl + 1))
+        }
+        let (argc, mut at) = line(buf, 0)?;
+        let mut args = Vec::new();
+        for _ in 0..argc {
+            let (len, start) = line(buf, at)?;
+            if buf.len() < start + len + 2 {
+                return None;
+            }
+            args.push(buf[start..start + len].to_vec());
+            at = start + len + 2;
+        }
+        Some((args, at))
+    }
+
+    #[test]
+    fn cache_worker_against_a_fake_server() {
+        let (addr, server) = fake_cache_server(2);
+        let wl = Arc::new(workload_from(&["--cache", "--keyspace", "60"]).unwrap());
+        let shared = Arc::new(Shared {
+            start_ns: AtomicU64::new(0),
+            abort: AtomicBool::new(false),
+            connected: Barrier::new(2),
+            started: Barrier::new(2),
+        });
+        let (tx, rx) = mpsc::channel();
+        let cfg = WorkerCfg {
+            id: 0,
+            cpu: None,
+            addr,
+            conns: 2,
+            conn_base: 0,
+            total_conns: 2,
+            pipeline: 8,
+            quotas: vec![700, 500],
+            duration_ns: None,
+            period_ns: None,
+            auth: None,
+            timeout_ns: 30 * SEC,
+            spin_ns: 0,
+            seed: 9,
+        };
+        let (w_wl, w_shared) = (Arc::clone(&wl), Arc::clone(&shared));
+        let worker = std::thread::spawn(move || run_worker(cfg, w_wl, w_shared, tx));
+        shared.connected.wait();
+        shared.start_ns.store(now_ns(), Ordering::SeqCst);
+        shared.started.wait();
+        let (mut total, mut gets_lat, mut pair_lat) = (Counts::default(), 0, 0);
+        let fin = loop {
+            let rep = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("worker report");
+            total.add(&rep.counts);
+            gets_lat += rep.lat.len();
+            pair_lat += rep.pair.expect("pair histogram").len();
+            if let Some(f) = rep.last {
+                break f;
+            }
+        };
+        worker.join().unwrap();
+        assert!(fin.conn_errors.is_empty(), "{:?}", fin.conn_errors);
+        assert_eq!(fin.unanswered, 0);
+        assert_eq!(total.gets, 1200);
+        assert_eq!((gets_lat, pair_lat), (1200, 1200));
+        let misses = total.gets - total.hits;
+        assert_eq!(total.get_errors, 0);
+        assert_eq!(total.nils, misses);
+        // a SET for every miss, no more
+        assert_eq!(total.sets, misses);
+        assert_eq!(total.sent, total.gets + total.sets);
+        assert_eq!(total.replies, total.sent);
+        assert!(total.hits > 0 && misses > 0, "{total:?}");
+        // every -OOM counted as an error, and the run went on to the end
+        assert_eq!(server[0].load(Ordering::SeqCst), 1200);
+        assert_eq!(server[1].load(Ordering::SeqCst), total.sets);
+        let ooms = server[2].load(Ordering::SeqCst);
+        assert!(ooms > 0);
+        assert_eq!(total.set_errors, ooms);
+        assert_eq!(total.errors, ooms);
+        assert_eq!(
+            fin.error_samples,
+            vec!["OOM command not allowed".to_string()]
+        );
     }
 
     #[test]
