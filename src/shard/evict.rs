@@ -435,14 +435,25 @@ impl Keyspace {
             self.pool_populate();
             while let Some(e) = self.evictor.pool.pop() {
                 let d = &self.dbs[e.db];
-                let live = if volatile {
-                    d.expires.get(&e.key).is_some()
-                } else {
-                    d.main.get(&e.key).is_some()
+                let live = !volatile || d.expires.get(&e.key).is_some();
+                let Some(meta) = d.main.meta(&e.key).filter(|_| live) else {
+                    continue;
                 };
-                if live {
+                // The score is from when the key was sampled: a key read
+                // since then goes back in with its current score (Redis
+                // takes the stale one, which evicts hot keys when a pool
+                // entry outlives many accesses, as on a shard that evicts
+                // rarely).
+                let now = self.score(e.db, &e.key, meta);
+                if now < e.score {
+                    self.pool_insert(PoolEntry { score: now, ..e });
+                    if self.evictor.pool.last().is_some_and(|b| b.score > now) {
+                        continue;
+                    }
+                    let e = self.evictor.pool.pop().expect("just inserted");
                     return Some((e.db, e.key));
                 }
+                return Some((e.db, e.key));
             }
         }
         None
@@ -566,31 +577,59 @@ impl Shard {
         if self.mem_estimate() <= limit {
             return MemState::Ok;
         }
-        self.evict_pass()
+        self.evict_pass(false)
     }
 
-    /// One bounded eviction pass against the current total.
-    pub fn evict_pass(&mut self) -> MemState {
+    /// One bounded eviction pass against the current total. `asked`: this
+    /// shard was asked to do its share (or is finishing a pass that ran out
+    /// of time).
+    pub fn evict_pass(&mut self, asked: bool) -> MemState {
         let limit = self.ks.mem.maxmemory;
         self.memg.evicting = false;
-        if limit == 0 || self.mem_read() <= limit {
+        let total = self.mem_read();
+        if limit == 0 || total <= limit {
             return MemState::Ok;
         }
         if self.ks.mem.policy == Policy::NoEviction {
             return MemState::Fail;
         }
+        let own = self.ks.evictable();
+        self.g.evictable[self.id].store(own, Ordering::Relaxed);
+        if own == 0 {
+            return self.ask_others();
+        }
+        if !asked
+            && (0..self.n).any(|i| i != self.id && self.g.evict_asked[i].load(Ordering::Acquire))
+        {
+            // A round is under way: the shards asked have not done their
+            // share yet. Doing more here would take this shard's keys for
+            // their memory; let the command through and check again after.
+            return MemState::Running;
+        }
+        // Each shard frees its share of the excess, in proportion to the
+        // keys it may evict, so the oldest keys go everywhere rather than
+        // every key of the shard that happens to run the writes.
+        let others = self.ask_all_others();
+        let over = total - limit;
+        let share = (over as u128 * own as u128 / (own + others) as u128) as u64;
+        let floor = total - share.max(1).min(over);
         let budget = self.ks.mem.time_limit_us();
         let start = std::time::Instant::now();
         self.ks.now = crate::util::now_ms();
         let mut keys = 0u64;
         let state = loop {
             if self.ks.evict_one() == Evicted::Nothing {
-                // Nothing (more) here; other shards may have candidates.
+                // Nothing more here; other shards may have candidates.
                 break self.ask_others();
             }
             keys += 1;
-            if self.mem_read() <= limit {
+            let t = self.mem_read();
+            if t <= limit {
                 break MemState::Ok;
+            }
+            if t <= floor {
+                // This shard's share is done; the others are on theirs.
+                break MemState::Running;
             }
             if keys.is_multiple_of(16) && start.elapsed().as_micros() as u64 >= budget {
                 self.memg.evicting = true;
@@ -601,6 +640,30 @@ impl Shard {
         let ms = start.elapsed().as_millis() as u64;
         self.metrics.add_event("eviction-cycle", ms);
         state
+    }
+
+    /// Asks every other shard that has candidates to evict its share (on
+    /// its next loop turn; one request in flight per shard). Returns how
+    /// many keys they may evict in all.
+    fn ask_all_others(&mut self) -> u64 {
+        let mut total = 0;
+        for to in 0..self.n {
+            if to == self.id {
+                continue;
+            }
+            let n = self.g.evictable[to].load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
+                self.post(to, |sh| {
+                    sh.g.evict_asked[sh.id].store(false, Ordering::Release);
+                    sh.memg.evicting = true;
+                });
+            }
+        }
+        total
     }
 
     /// This shard has nothing left to evict: ask the shard with the most
@@ -624,11 +687,26 @@ impl Shard {
         }
     }
 
-    /// Loop-turn and cron work: continue an unfinished eviction; publish
-    /// how many keys this shard could evict.
+    /// Every loop turn: continue an unfinished eviction, and check the
+    /// memory this shard's own work added (commands run for clients of
+    /// other shards allocate here, and only this shard sees that growth
+    /// cheaply).
     pub fn evict_tick(&mut self) {
+        let limit = self.ks.mem.maxmemory;
+        if limit == 0 {
+            self.memg.evicting = false;
+            return;
+        }
+        // Other shards read this when they have nothing to evict
+        // themselves: keep it fresh (16 table lengths).
+        let n = self.ks.evictable();
+        if self.g.evictable[self.id].load(Ordering::Relaxed) != n {
+            self.g.evictable[self.id].store(n, Ordering::Relaxed);
+        }
         if self.memg.evicting {
-            self.evict_pass();
+            self.evict_pass(true);
+        } else if self.mem_estimate() > limit {
+            self.evict_pass(false);
         }
     }
 

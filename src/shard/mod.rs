@@ -450,9 +450,7 @@ impl Shard {
         for idx in std::mem::take(&mut self.resume) {
             self.on_input(idx, &[]);
         }
-        if self.memg.evicting {
-            self.evict_tick();
-        }
+        self.evict_tick();
         self.serve_ready();
         self.check_block_timeouts();
         self.publish_events();

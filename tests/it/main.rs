@@ -23,6 +23,7 @@ mod diff_pipeline;
 mod diff_set;
 mod diff_zset;
 mod differential;
+mod evict;
 mod functions;
 mod latency;
 mod multi;

@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionLike, Value};
 
+mod pipe;
+pub use pipe::Pipe;
+
 /// Shard counts every shard-sensitive test is run with.
 pub const SHARD_COUNTS: [usize; 2] = [1, 2];
 
