@@ -142,6 +142,7 @@ pub struct ShardCfg {
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
+    pub lazy: keyspace::LazyCfg,
     /// notify-keyspace-events as flags (crate::notify::effective).
     pub notify: u32,
     /// This shard's share of tracking-table-max-keys (0 = no limit).
@@ -260,6 +261,7 @@ impl Shard {
         let n = g.nshards;
         let mut ks = Keyspace::new(cfg.databases);
         ks.enc = cfg.enc;
+        ks.lazy = cfg.lazy;
         ks.notify_flags = cfg.notify;
         ks.track_max = cfg.track_max;
         let load_rx = g
@@ -328,6 +330,7 @@ impl Shard {
             self.cfg_epoch = e;
             self.cfg = self.g.shard_cfg();
             self.ks.enc = self.cfg.enc;
+            self.ks.lazy = self.cfg.lazy;
             self.ks.notify_flags = self.cfg.notify;
             self.ks.track_max = self.cfg.track_max;
         }

@@ -25,6 +25,7 @@ mod diff_zset;
 mod differential;
 mod functions;
 mod latency;
+mod lazyfree;
 mod multi;
 mod notify;
 mod pubsub;
