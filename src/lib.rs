@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod io;
+pub mod lazyfree;
 pub mod log;
 pub mod metrics;
 pub mod notify;

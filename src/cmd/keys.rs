@@ -107,8 +107,19 @@ fn write_keys(out: &mut Out, keys: &[Vec<u8>]) {
 
 // ----- DEL / UNLINK / EXISTS / TOUCH ----------------------------------------
 
+/// DEL frees big values in the background iff lazyfree-lazy-user-del.
 fn del_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
-    let done = ks.delete(db, key);
+    let lazy = ks.lazy.user_del;
+    del_freeing(ks, db, key, lazy)
+}
+
+/// UNLINK always frees big values in the background.
+fn unlink_one(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
+    del_freeing(ks, db, key, true)
+}
+
+fn del_freeing(ks: &mut Keyspace, db: usize, key: &[u8], lazy: bool) -> bool {
+    let done = ks.delete_freeing(db, key, lazy);
     if done {
         ks.notify(N::GENERIC, "del", db, key);
     }
@@ -133,6 +144,16 @@ fn del_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
 
 fn del_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
     let n = count_across_shards(ctx, &args[1..], del_one);
+    ctx.out.int(n);
+}
+
+fn unlink_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
+    let n = count_local(ctx, &args[1..], unlink_one);
+    ctx.out.int(n);
+}
+
+fn unlink_multi(ctx: &mut SrvCtx, args: &[&[u8]]) {
+    let n = count_across_shards(ctx, &args[1..], unlink_one);
     ctx.out.int(n);
 }
 
@@ -739,22 +760,25 @@ fn dbsize_cmd(ctx: &mut SrvCtx, _args: &[&[u8]]) {
     ctx.out.int(n as i64);
 }
 
-/// `getFlushCommandFlags`: nothing, SYNC or ASYNC. We always free inline.
-fn flush_args_ok(args: &[&[u8]]) -> bool {
+/// Whether a FLUSHDB/FLUSHALL frees in the background: ASYNC yes, SYNC no,
+/// no argument as lazyfree-lazy-user-flush says (`user_flush`). None for
+/// bad arguments.
+fn flush_mode(args: &[&[u8]], user_flush: bool) -> Option<bool> {
     match args.len() {
-        1 => true,
-        2 => eq_ic(args[1], "sync") || eq_ic(args[1], "async"),
-        _ => false,
+        1 => Some(user_flush),
+        2 if eq_ic(args[1], "sync") => Some(false),
+        2 if eq_ic(args[1], "async") => Some(true),
+        _ => None,
     }
 }
 
 fn flushdb_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
-    if !flush_args_ok(args) {
+    let Some(lazy) = flush_mode(args, ctx.sh.ks.lazy.user_flush) else {
         return ctx.out.error(E_SYNTAX);
-    }
+    };
     let db = ctx.conn.db;
     ctx.sh.on_all(move |sh: &mut Shard| {
-        sh.ks.flush_db(db);
+        sh.ks.flush_db_freeing(db, lazy);
         sh.tracking_flush();
     });
     flushed_for_tracking(ctx);
@@ -772,11 +796,11 @@ fn flushed_for_tracking(ctx: &mut SrvCtx) {
 }
 
 fn flushall_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
-    if !flush_args_ok(args) {
+    let Some(lazy) = flush_mode(args, ctx.sh.ks.lazy.user_flush) else {
         return ctx.out.error(E_SYNTAX);
-    }
-    ctx.sh.on_all(|sh: &mut Shard| {
-        sh.ks.flush_all();
+    };
+    ctx.sh.on_all(move |sh: &mut Shard| {
+        sh.ks.flush_all_freeing(lazy);
         sh.tracking_flush();
     });
     flushed_for_tracking(ctx);
@@ -964,7 +988,7 @@ pub static COMMANDS: &[CmdSpec] = &[
     spec!("del", -2, WRITE, (1, -1, 1), "generic", "@keyspace @write @slow", "1.0.0",
         Run::KeyMulti(del_cmd, del_multi), "Delete a key"),
     spec!("unlink", -2, WRITE | FAST, (1, -1, 1), "generic", "@keyspace @write @fast", "4.0.0",
-        Run::KeyMulti(del_cmd, del_multi),
+        Run::KeyMulti(unlink_cmd, unlink_multi),
         "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
     spec!("exists", -2, READONLY | FAST, (1, -1, 1), "generic", "@keyspace @read @fast", "1.0.0",
         Run::KeyMulti(exists_cmd, exists_multi), "Determine if a key exists"),
@@ -1504,11 +1528,12 @@ mod tests {
 
     #[test]
     fn flush_and_swapdb_argument_checks() {
-        assert!(flush_args_ok(&[b"FLUSHDB"]));
-        assert!(flush_args_ok(&[b"FLUSHDB", b"async"]));
-        assert!(flush_args_ok(&[b"FLUSHALL", b"SYNC"]));
-        assert!(!flush_args_ok(&[b"FLUSHDB", b"BOGUS"]));
-        assert!(!flush_args_ok(&[b"FLUSHDB", b"SYNC", b"SYNC"]));
+        assert_eq!(flush_mode(&[b"FLUSHDB"], false), Some(false));
+        assert_eq!(flush_mode(&[b"FLUSHDB"], true), Some(true));
+        assert_eq!(flush_mode(&[b"FLUSHDB", b"async"], false), Some(true));
+        assert_eq!(flush_mode(&[b"FLUSHALL", b"SYNC"], true), Some(false));
+        assert_eq!(flush_mode(&[b"FLUSHDB", b"BOGUS"], false), None);
+        assert_eq!(flush_mode(&[b"FLUSHDB", b"SYNC", b"SYNC"], false), None);
         assert_eq!(parse_db(b"15", 16, E_NOT_INT), Ok(15));
         assert_eq!(parse_db(b"16", 16, E_NOT_INT), Err(E_DB_RANGE));
         assert_eq!(

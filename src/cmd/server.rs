@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::cmd::{
-    self, CmdSpec, Ctx, Run, SrvCtx, SubSpec, ADMIN, ALLOW_BUSY, FAST, FLAG_NAMES, LOADING,
-    NOSCRIPT, NO_MULTI, READONLY, STALE, WRITE,
+    self, CmdSpec, Run, SrvCtx, SubSpec, ADMIN, ALLOW_BUSY, FAST, FLAG_NAMES, LOADING, NOSCRIPT,
+    NO_MULTI, READONLY, STALE, WRITE,
 };
 use crate::config::{self, Config};
 use crate::resp::Out;
@@ -82,7 +82,7 @@ const CONFIG_SUBS: &[SubSpec] = &[
 ];
 
 #[rustfmt::skip]
-const MEMORY_SUBS: &[SubSpec] = &[
+pub(crate) const MEMORY_SUBS: &[SubSpec] = &[
     crate::sub!("doctor", 2, 0, "@slow", "Outputs memory problems report"),
     crate::sub!("help", 2, LOADING | STALE, "@slow", "Show helpful text about the different subcommands"),
     crate::sub!("malloc-stats", 2, 0, "@slow", "Show allocator internal stats"),
@@ -117,12 +117,13 @@ pub static COMMANDS: &[CmdSpec] = &[
         "@admin @slow @dangerous", "1.0.0", Run::Srv(shutdown_cmd),
         "Synchronously save the dataset to disk and then shut down the server"),
     CmdSpec {
-        // MEMORY USAGE's key is the third argument: dispatch routes the
-        // command to that key's shard; the keyless subcommands run locally.
+        // MEMORY USAGE's key is the third argument (COMMAND, ACL); the
+        // command runs on the connection's shard and asks the key's shard
+        // (cmd/memory.rs), as STATS and PURGE need every shard.
         subs: MEMORY_SUBS,
         getkeys: None,
         ..spec!("memory", -2, 0, (2, 2, 1), "@slow", "4.0.0",
-            Run::Key(memory_cmd), "A container for memory diagnostics commands")
+            Run::Srv(super::memory::memory_cmd), "A container for memory diagnostics commands")
     },
     spec!("lolwut", -1, READONLY | FAST, (0, 0, 0), "@read @fast", "5.0.0",
         Run::Srv(lolwut_cmd), "Display some computer art and the Redis version"),
@@ -172,7 +173,7 @@ fn bytes_human(n: u64) -> String {
 static PEAK: AtomicU64 = AtomicU64::new(0);
 
 /// Current used memory, raising the recorded peak if needed.
-fn used_and_peak() -> (u64, u64) {
+pub(crate) fn used_and_peak() -> (u64, u64) {
     let used = crate::alloc::used_memory();
     let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     (used, peak)
@@ -811,6 +812,7 @@ fn config_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
         "resetstat" => {
             ctx.sh.on_all(reset_shard_stats);
             PEAK.store(crate::alloc::used_memory(), Ordering::Relaxed);
+            crate::lazyfree::reset_stats();
             *SAMPLE.lock().unwrap_or_else(|e| e.into_inner()) = None;
             g.stat_reset.store(now_ms(), Ordering::Relaxed);
             ctx.out.ok();
@@ -922,6 +924,8 @@ struct ShardFig {
     pubsub: (usize, usize, usize),
     /// Client-side caching tables: (keys, items, prefixes).
     tracking: (usize, usize, usize),
+    /// Table overheads and client buffers (INFO memory).
+    mem: super::memory::MemFig,
 }
 
 fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
@@ -936,6 +940,7 @@ fn shard_fig(sh: &mut Shard, with_cmds: bool) -> ShardFig {
     ShardFig {
         pubsub,
         tracking: sh.tracking_figures(),
+        mem: super::memory::mem_fig(sh),
         id: sh.id,
         dbs: sh
             .ks
@@ -1172,33 +1177,49 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
     if on("memory") {
         let mut s = String::from("# Memory\r\n");
         let (used, peak) = used_and_peak();
-        let rss = crate::alloc::rss_bytes();
+        let r = super::memory::MemReport::new(figs.iter().map(|f| &f.mem), used, peak);
+        let rss = r.rss;
         let sysmem = total_system_memory();
         let maxmem = cfg.get_i64("maxmemory").max(0) as u64;
+        let ratio = super::memory::ratio;
+        let diff = |a: u64, b: u64| a as i64 - b as i64;
         kv!(s, "used_memory", "{used}");
         kv!(s, "used_memory_human", "{}", bytes_human(used));
         kv!(s, "used_memory_rss", "{rss}");
         kv!(s, "used_memory_rss_human", "{}", bytes_human(rss));
         kv!(s, "used_memory_peak", "{peak}");
         kv!(s, "used_memory_peak_human", "{}", bytes_human(peak));
-        let perc = if peak > 0 {
-            used as f64 * 100.0 / peak as f64
-        } else {
-            0.0
-        };
-        kv!(s, "used_memory_peak_perc", "{perc:.2}%");
+        kv!(s, "used_memory_peak_perc", "{:.2}%", r.peak_perc());
+        kv!(s, "used_memory_overhead", "{}", r.overhead);
+        kv!(s, "used_memory_startup", "{}", r.startup);
+        kv!(s, "used_memory_dataset", "{}", r.dataset);
+        kv!(s, "used_memory_dataset_perc", "{:.2}%", r.dataset_perc());
+        kv!(s, "allocator_allocated", "{}", r.allocated);
+        kv!(s, "allocator_active", "{}", r.active);
+        kv!(s, "allocator_resident", "{}", r.resident);
         kv!(s, "total_system_memory", "{sysmem}");
         kv!(s, "total_system_memory_human", "{}", bytes_human(sysmem));
         kv!(s, "maxmemory", "{maxmem}");
         kv!(s, "maxmemory_human", "{}", bytes_human(maxmem));
         kv!(s, "maxmemory_policy", "{}", cfg.get("maxmemory-policy"));
-        let frag = if used > 0 {
-            rss as f64 / used as f64
-        } else {
-            0.0
-        };
-        kv!(s, "mem_fragmentation_ratio", "{frag:.2}");
-        kv!(s, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
+        kv!(
+            s,
+            "allocator_frag_ratio",
+            "{:.2}",
+            ratio(r.active, r.allocated)
+        );
+        kv!(s, "allocator_frag_bytes", "{}", diff(r.active, r.allocated));
+        kv!(
+            s,
+            "allocator_rss_ratio",
+            "{:.2}",
+            ratio(r.resident, r.active)
+        );
+        kv!(s, "allocator_rss_bytes", "{}", diff(r.resident, r.active));
+        kv!(s, "rss_overhead_ratio", "{:.2}", ratio(rss, r.resident));
+        kv!(s, "rss_overhead_bytes", "{}", diff(rss, r.resident));
+        kv!(s, "mem_fragmentation_ratio", "{:.2}", ratio(rss, used));
+        kv!(s, "mem_fragmentation_bytes", "{}", diff(rss, used));
         kv!(
             s,
             "mem_not_counted_for_evict",
@@ -1208,12 +1229,28 @@ fn info_text(g: &Global, me: usize, figs: &[ShardFig], set: u32, latencystats: &
         kv!(s, "mem_replication_backlog", "0");
         kv!(s, "mem_total_replication_buffers", "0");
         kv!(s, "mem_clients_slaves", "0");
+        kv!(s, "mem_clients_normal", "{}", r.clients);
         kv!(s, "mem_cluster_links", "0");
         kv!(s, "mem_aof_buffer", "0");
-        kv!(s, "mem_allocator", "mimalloc");
+        kv!(
+            s,
+            "mem_allocator",
+            "mimalloc-{}",
+            crate::alloc::allocator_version()
+        );
         kv!(s, "active_defrag_running", "0");
-        kv!(s, "lazyfree_pending_objects", "0");
-        kv!(s, "lazyfreed_objects", "0");
+        kv!(
+            s,
+            "lazyfree_pending_objects",
+            "{}",
+            crate::lazyfree::pending_objects()
+        );
+        kv!(
+            s,
+            "lazyfreed_objects",
+            "{}",
+            crate::lazyfree::freed_objects()
+        );
         sections.push(s);
     }
 
@@ -1743,130 +1780,6 @@ fn shutdown_cmd(ctx: &mut SrvCtx, args: &[&[u8]]) {
     }
 }
 
-// ----- MEMORY ------------------------------------------------------------------
-
-const MEMORY_HELP: &[&str] = &[
-    "DOCTOR",
-    "    Return memory problems reports.",
-    "MALLOC-STATS",
-    "    Return internal statistics report from the memory allocator.",
-    "PURGE",
-    "    Attempt to purge dirty pages for reclamation by the allocator.",
-    "STATS",
-    "    Return information about the memory usage of the server.",
-    "USAGE <key> [SAMPLES <count>]",
-    "    Return memory in bytes used by <key> and its value. Nested values are",
-    "    sampled up to <count> times (default: 5, 0 means sample all).",
-];
-
-/// MEMORY DOCTOR's report from the process-wide figures.
-fn memory_doctor(used: u64, peak: u64, rss: u64) -> String {
-    if used < 5 * 1024 * 1024 {
-        return "Hi Sam, this instance is empty or is using very little memory, my issues \
-                detector can't be used in these conditions. Please, leave for your mission on \
-                Earth and fill it with some data. The new Sam and I will be back to our \
-                programming as soon as I finished rebooting.\n"
-            .into();
-    }
-    let mut issues = String::new();
-    if peak as f64 / used as f64 > 1.5 {
-        issues.push_str(
-            " * Peak memory: In the past this instance used more than 150% the memory that is \
-             currently using. The allocator is normally not able to release memory after a \
-             peak, so you can expect to see a big fragmentation ratio, however this is actually \
-             harmless and is only due to the memory peak, and if the Redis instance Resident \
-             Set Size (RSS) is currently bigger than expected, the memory will be used as soon \
-             as you fill the Redis instance with more data. If the memory peak was only \
-             occasional and you want to try to reclaim memory, please try the MEMORY PURGE \
-             command, otherwise the only other option is to shutdown and restart the \
-             instance.\n\n",
-        );
-    }
-    if rss as f64 / used as f64 > 1.4 && rss.saturating_sub(used) > 32 << 20 {
-        issues.push_str(
-            " * High total RSS: This instance has a memory fragmentation and RSS overhead \
-             greater than 1.4 (this means that the Resident Set Size of the Redis process is \
-             much larger than the sum of the logical allocations Redis performed). This \
-             problem is usually due either to a large peak memory (check if there is a peak \
-             memory entry above in the report) or may result from a workload that causes the \
-             allocator to fragment memory a lot. If the problem is a large peak memory, then \
-             there is no issue. Note: The currently used allocator is \"mimalloc\".\n\n",
-        );
-    }
-    if issues.is_empty() {
-        "Hi Sam, I can't find any memory issue in your instance. I can only account for what \
-         occurs on this base.\n"
-            .into()
-    } else {
-        format!(
-            "Sam, I detected a few issues in this Redis instance memory implants:\n\n{issues}\
-             I'm here to keep you safe, Sam. I want to help you.\n"
-        )
-    }
-}
-
-/// MEMORY runs as a keyed command so USAGE executes on its key's shard;
-/// the other subcommands only read process-wide figures.
-fn memory_cmd(ctx: &mut Ctx, args: &[&[u8]]) {
-    let Some(sub) = cmd::find_sub(&mut ctx.out, MEMORY_SUBS, args) else {
-        return;
-    };
-    match sub.name {
-        "usage" => {
-            let mut j = 3;
-            while j < args.len() {
-                if eq_ic(args[j], "samples") && j + 1 < args.len() {
-                    match parse_i64(args[j + 1]) {
-                        None => return ctx.out.not_int(),
-                        Some(n) if n < 0 => return ctx.out.syntax(),
-                        Some(_) => {}
-                    }
-                    j += 2;
-                } else {
-                    return ctx.out.syntax();
-                }
-            }
-            // peek expires a stale key without counting a hit or a miss.
-            if ctx.ks.peek(ctx.db, args[2]).is_none() {
-                return ctx.out.null();
-            }
-            match ctx.ks.usage(ctx.db, args[2]) {
-                Some(n) => ctx.out.int(n as i64),
-                None => ctx.out.null(),
-            }
-        }
-        "doctor" => {
-            let (used, peak) = used_and_peak();
-            let text = memory_doctor(used, peak, crate::alloc::rss_bytes());
-            ctx.out.verbatim(text.as_bytes());
-        }
-        "malloc-stats" => ctx
-            .out
-            .bulk(b"Stats not supported for the current allocator"),
-        "purge" => ctx.out.ok(),
-        "stats" => {
-            // Process-wide figures only: key counts live on every shard and
-            // a keyed command sees one.
-            let (used, peak) = used_and_peak();
-            let rss = crate::alloc::rss_bytes();
-            ctx.out.map(4);
-            ctx.out.bulk(b"peak.allocated");
-            ctx.out.int(peak as i64);
-            ctx.out.bulk(b"total.allocated");
-            ctx.out.int(used as i64);
-            ctx.out.bulk(b"fragmentation");
-            ctx.out.double(if used > 0 {
-                rss as f64 / used as f64
-            } else {
-                0.0
-            });
-            ctx.out.bulk(b"fragmentation.bytes");
-            ctx.out.int(rss as i64 - used as i64);
-        }
-        _ => help(&mut ctx.out, args[0], MEMORY_HELP),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2236,13 +2149,6 @@ mod tests {
         assert_eq!(strtod_prefix(b"abc"), 0.0);
         assert_eq!(strtod_prefix(b"2x"), 2.0);
         assert_eq!(strtod_prefix(b"1e-3"), 0.001);
-    }
-
-    #[test]
-    fn doctor_texts() {
-        assert!(memory_doctor(1000, 1000, 1000).starts_with("Hi Sam, this instance is empty"));
-        assert!(memory_doctor(100 << 20, 100 << 20, 100 << 20).starts_with("Hi Sam, I can't find"));
-        assert!(memory_doctor(100 << 20, 200 << 20, 300 << 20).contains("Peak memory"));
     }
 
     #[test]

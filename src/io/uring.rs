@@ -388,6 +388,9 @@ pub fn run(mut sh: Shard, listeners: Vec<i32>) -> std::io::Result<()> {
     let mut turn = sh.g.health[me].begin_turn();
     loop {
         sh.stats.loop_iterations += 1;
+        if sh.stats.loop_iterations == 1 {
+            crate::alloc::shard_ready(sh.n);
+        }
         sh.drain_inbox();
         let sleep_ms = sh.turn_work();
         for idx in std::mem::take(&mut lp.rearm) {

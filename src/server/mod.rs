@@ -69,7 +69,6 @@ impl Global {
             databases: c.get_i64("databases") as usize,
             hz: c.get_i64("hz").max(1) as u64,
             mem: crate::shard::evict::MemCfg::from_config(&c),
-            lazy_eviction: c.get("lazyfree-lazy-eviction") == "yes",
             track_max: match c.get_i64("tracking-table-max-keys") as usize {
                 0 => 0,
                 n => n.div_ceil(self.nshards.max(1)),
@@ -77,6 +76,13 @@ impl Global {
             notify: crate::notify::effective(
                 crate::notify::parse(c.get("notify-keyspace-events")).unwrap_or(0),
             ),
+            lazy: crate::shard::keyspace::LazyCfg {
+                eviction: c.get_bool("lazyfree-lazy-eviction"),
+                expire: c.get_bool("lazyfree-lazy-expire"),
+                server_del: c.get_bool("lazyfree-lazy-server-del"),
+                user_del: c.get_bool("lazyfree-lazy-user-del"),
+                user_flush: c.get_bool("lazyfree-lazy-user-flush"),
+            },
             enc: crate::shard::keyspace::EncCfg {
                 hash_max_listpack_entries: c.get_i64("hash-max-listpack-entries") as usize,
                 hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
@@ -610,6 +616,7 @@ pub fn run(cfg: Config) -> i32 {
             .expect("spawn shard thread");
         handles.push(h);
     }
+    crate::alloc::mark_startup();
     if let Some(senders) = load_senders {
         if let Err(e) = crate::persist::load_file(&g, &load_path, senders) {
             crate::log::warn(&e);

@@ -36,7 +36,6 @@
 
 use super::keyspace::Keyspace;
 use super::Shard;
-use crate::types::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
@@ -480,7 +479,7 @@ impl Keyspace {
         };
         self.stats.evicted_keys += 1;
         self.notify(crate::notify::EVICTED, "evicted", db, key);
-        dispose(v, self.lazy_eviction);
+        crate::lazyfree::dispose(v, self.lazy.eviction);
     }
 
     /// Drops the eviction pool (FLUSHALL, a policy change).
@@ -721,15 +720,10 @@ impl Shard {
     }
 }
 
-/// Frees an evicted value.
-fn dispose(v: Value, _lazy: bool) {
-    drop(v);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Str;
+    use crate::types::{Str, Value};
 
     fn s(v: &[u8]) -> Value {
         Value::Str(Str::from_bytes(v))

@@ -61,6 +61,17 @@ impl Default for EncCfg {
     }
 }
 
+/// Which removals free their values on the lazyfree thread (crate::lazyfree),
+/// from the `lazyfree-lazy-*` options, refreshed like [`EncCfg`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LazyCfg {
+    pub eviction: bool,
+    pub expire: bool,
+    pub server_del: bool,
+    pub user_del: bool,
+    pub user_flush: bool,
+}
+
 /// A request, made by a blocking command that found nothing to serve, to
 /// park the client until one of `keys` receives data or the deadline.
 #[derive(Clone, Debug)]
@@ -85,6 +96,8 @@ pub struct Keyspace {
     pub blocking_keys: hashbrown::HashSet<(usize, Vec<u8>)>,
     /// Encoding thresholds (hash-max-listpack-entries and friends).
     pub enc: EncCfg,
+    /// lazyfree-lazy-* (which deletions free in the background).
+    pub lazy: LazyCfg,
     /// Keys that received data while clients may be blocked on them
     /// (db, key), drained by the shard after each batch.
     pub ready_keys: Vec<(usize, Vec<u8>)>,
@@ -123,8 +136,6 @@ pub struct Keyspace {
     pub mem: super::evict::MemCfg,
     /// The eviction pool.
     pub evictor: super::evict::Evictor,
-    /// lazyfree-lazy-eviction.
-    pub lazy_eviction: bool,
 }
 
 impl Keyspace {
@@ -136,6 +147,7 @@ impl Keyspace {
             block_request: None,
             blocking_keys: hashbrown::HashSet::new(),
             enc: EncCfg::default(),
+            lazy: LazyCfg::default(),
             ready_keys: Vec::new(),
             dirty: 0,
             now: crate::util::now_ms(),
@@ -154,7 +166,6 @@ impl Keyspace {
             track_max: 0,
             mem: Default::default(),
             evictor: Default::default(),
-            lazy_eviction: false,
         }
     }
 
@@ -260,7 +271,9 @@ impl Keyspace {
                 self.key_modified(db, key, true);
                 let d = &mut self.dbs[db];
                 d.expires.remove(key);
-                d.main.remove(key);
+                if let Some(old) = d.main.remove(key) {
+                    crate::lazyfree::dispose(old, self.lazy.expire);
+                }
                 self.stats.expired_keys += 1;
                 self.dirty += 1;
                 self.notify(crate::notify::EXPIRED, "expired", db, key);
@@ -358,8 +371,10 @@ impl Keyspace {
             d.expires.remove(key);
         }
         self.dirty += 1;
-        if old.is_none() {
-            self.notify(crate::notify::NEW, "new", db, key);
+        match old {
+            // pre_write above has serialized it for a snapshot in progress.
+            Some(old) => crate::lazyfree::dispose(old, self.lazy.server_del),
+            None => self.notify(crate::notify::NEW, "new", db, key),
         }
     }
 
@@ -375,18 +390,27 @@ impl Keyspace {
         self.dbs[db].expires.insert(key, at_ms);
     }
 
-    /// Deletes a key. Returns whether it existed.
+    /// Deletes a key (a server-side deletion: its value is freed lazily
+    /// iff lazyfree-lazy-server-del). Returns whether it existed.
     pub fn delete(&mut self, db: usize, key: &[u8]) -> bool {
+        let lazy = self.lazy.server_del;
+        self.delete_freeing(db, key, lazy)
+    }
+
+    /// Deletes a key, freeing its value on the lazyfree thread when `lazy`
+    /// and it is big (DEL, UNLINK). Returns whether it existed.
+    pub fn delete_freeing(&mut self, db: usize, key: &[u8], lazy: bool) -> bool {
         if self.expire_if_needed(db, key) {
             return false;
         }
         self.signal_stream_gone(db, key);
         self.pre_write(db, key);
         let d = &mut self.dbs[db];
-        if d.main.remove(key).is_some() {
+        if let Some(old) = d.main.remove(key) {
             if !d.expires.is_empty() {
                 d.expires.remove(key);
             }
+            crate::lazyfree::dispose(old, lazy);
             self.dirty += 1;
             self.key_modified(db, key, false);
             true
@@ -460,20 +484,42 @@ impl Keyspace {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        self.flush_db_freeing(db, false)
+    }
+
+    /// Empties `db`; with `lazy` (FLUSHDB ASYNC) its tables are handed
+    /// whole to the lazyfree thread instead of being freed here.
+    pub fn flush_db_freeing(&mut self, db: usize, lazy: bool) -> usize {
         self.pre_write_db(db);
         if !self.watched.is_empty() {
             self.touch_watched_flush(db);
         }
         let d = &mut self.dbs[db];
         let n = d.main.len();
-        d.main.clear();
-        d.expires.clear();
+        if lazy && n > crate::lazyfree::LAZYFREE_THRESHOLD {
+            // The fresh tables keep the snapshot version (as clear does).
+            let main = std::mem::take(&mut d.main);
+            let expires = std::mem::take(&mut d.expires);
+            d.main.set_version(main.version());
+            d.expires.set_version(expires.version());
+            crate::lazyfree::dispose_db((main, expires), n, true);
+        } else {
+            d.main.clear();
+            d.expires.clear();
+        }
         self.dirty += n as u64;
         n
     }
 
     pub fn flush_all(&mut self) -> usize {
-        (0..self.dbs.len()).map(|i| self.flush_db(i)).sum()
+        self.flush_all_freeing(false)
+    }
+
+    /// Empties every database, lazily with `lazy` (FLUSHALL ASYNC).
+    pub fn flush_all_freeing(&mut self, lazy: bool) -> usize {
+        (0..self.dbs.len())
+            .map(|i| self.flush_db_freeing(i, lazy))
+            .sum()
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
@@ -633,6 +679,23 @@ mod tests {
         assert_eq!(ks.get_expire(0, b"k"), Some(100));
         ks.set(0, b"k", s(b"x"), false);
         assert_eq!(ks.get_expire(0, b"k"), None);
+    }
+
+    #[test]
+    fn lazy_flush_empties_and_keeps_the_snapshot_version() {
+        let mut ks = Keyspace::new(1);
+        ks.dbs[0].main.set_version(3);
+        ks.dbs[0].expires.set_version(3);
+        for i in 0..100 {
+            ks.set_with_expire(0, format!("k{i}").as_bytes(), s(b"v"), u64::MAX);
+        }
+        assert_eq!(ks.flush_db_freeing(0, true), 100);
+        assert_eq!(ks.db_len(0), 0);
+        assert!(ks.dbs[0].expires.is_empty());
+        assert_eq!(ks.dbs[0].main.version(), 3);
+        assert_eq!(ks.dbs[0].expires.version(), 3);
+        ks.set(0, b"after", s(b"v"), false);
+        assert!(ks.get(0, b"after").is_some());
     }
 
     #[test]

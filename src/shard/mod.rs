@@ -143,13 +143,13 @@ pub struct ShardCfg {
     pub databases: usize,
     pub hz: u64,
     pub enc: keyspace::EncCfg,
+    pub lazy: keyspace::LazyCfg,
     /// notify-keyspace-events as flags (crate::notify::effective).
     pub notify: u32,
     /// This shard's share of tracking-table-max-keys (0 = no limit).
     pub track_max: usize,
     /// maxmemory and its policy.
     pub mem: evict::MemCfg,
-    pub lazy_eviction: bool,
 }
 
 pub struct Shard {
@@ -266,10 +266,10 @@ impl Shard {
         let n = g.nshards;
         let mut ks = Keyspace::new(cfg.databases);
         ks.enc = cfg.enc;
+        ks.lazy = cfg.lazy;
         ks.notify_flags = cfg.notify;
         ks.track_max = cfg.track_max;
         ks.mem = cfg.mem;
-        ks.lazy_eviction = cfg.lazy_eviction;
         let load_rx = g
             .persist
             .load_rx
@@ -337,13 +337,13 @@ impl Shard {
             self.cfg_epoch = e;
             self.cfg = self.g.shard_cfg();
             self.ks.enc = self.cfg.enc;
+            self.ks.lazy = self.cfg.lazy;
             self.ks.notify_flags = self.cfg.notify;
             self.ks.track_max = self.cfg.track_max;
             if self.ks.mem.policy != self.cfg.mem.policy {
                 self.ks.evict_reset();
             }
             self.ks.mem = self.cfg.mem;
-            self.ks.lazy_eviction = self.cfg.lazy_eviction;
             self.memg.slack = 0;
         }
     }

@@ -350,6 +350,11 @@ impl List {
         self.len == 0
     }
 
+    /// Nodes (packed blocks) holding the elements: what dropping it frees.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         "quicklist"

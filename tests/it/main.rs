@@ -26,6 +26,7 @@ mod differential;
 mod evict;
 mod functions;
 mod latency;
+mod lazyfree;
 mod multi;
 mod notify;
 mod pubsub;
