@@ -611,11 +611,16 @@ impl Shard {
         let others = self.ask_all_others();
         let over = total - limit;
         let share = (over as u128 * own as u128 / (own + others) as u128) as u64;
-        let floor = total - share.max(1).min(over);
+        let share = share.max(1).min(over) as i64;
+        let floor = total - share as u64;
         let budget = self.ks.mem.time_limit_us();
         let start = std::time::Instant::now();
         self.ks.now = crate::util::now_ms();
         let mut keys = 0u64;
+        // What this shard frees shows in its own thread's counter, exactly
+        // and whatever the other shards do meanwhile (values handed to the
+        // lazyfree thread do not, hence the total's floor as well).
+        let own_before = crate::alloc::thread_used();
         let state = loop {
             if self.ks.evict_one() == Evicted::Nothing {
                 // Nothing more here; other shards may have candidates.
@@ -626,7 +631,7 @@ impl Shard {
             if t <= limit {
                 break MemState::Ok;
             }
-            if t <= floor {
+            if t <= floor || own_before - crate::alloc::thread_used() >= share {
                 // This shard's share is done; the others are on theirs.
                 break MemState::Running;
             }
@@ -657,7 +662,6 @@ impl Shard {
             total += n;
             if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
                 self.post(to, |sh| {
-                    sh.g.evict_asked[sh.id].store(false, Ordering::Release);
                     sh.memg.evicting = true;
                 });
             }
@@ -676,7 +680,6 @@ impl Shard {
             Some((n, to)) if n > 0 => {
                 if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
                     self.post(to, |sh| {
-                        sh.g.evict_asked[sh.id].store(false, Ordering::Release);
                         sh.memg.evicting = true;
                     });
                 }
@@ -704,6 +707,11 @@ impl Shard {
         }
         if self.memg.evicting {
             self.evict_pass(true);
+            if !self.memg.evicting {
+                // This shard's share is done (the flag stays up while a
+                // pass continues over several turns).
+                self.g.evict_asked[self.id].store(false, Ordering::Release);
+            }
         } else if self.mem_estimate() > limit {
             self.evict_pass(false);
         }

@@ -150,11 +150,11 @@ fn hot_set_survival(shards: usize, policy: &str) -> (usize, usize, usize) {
     let gets: Vec<Vec<&str>> = hot.iter().map(|k| vec!["GET", k.as_str()]).collect();
     let mut cold = Vec::new();
     // The LRU clock ticks once a second (as Redis's): write slowly enough
-    // (about 2000 keys/s) that the room (about 3000 keys, less what
-    // connection buffers take) holds over a second of writes, so the
-    // oldest cold keys are idler than the hot ones.
-    for batch in 0..50 {
-        let b = names(&format!("cold{batch}"), 200);
+    // (at most 1000 keys/s) that the room (about 3000 keys, less what
+    // connection buffers take) holds about 3 seconds of writes, so the
+    // oldest cold keys are clearly idler than the hot ones (idle 0 or 1 s).
+    for batch in 0..70 {
+        let b = names(&format!("cold{batch}"), 100);
         set_keys(&mut p, &b, &"c".repeat(200), None, 50);
         cold.extend(b);
         p.pipeline(&gets);
@@ -194,7 +194,7 @@ fn lru_and_lfu_keep_a_hot_set_that_random_does_not() {
             // Sampling is approximate (5 samples, a 1 s clock): random
             // eviction would keep about as many hot keys as cold ones.
             assert!(
-                hot >= 75 && hot as f64 >= 100.0 * cold_frac + 40.0,
+                hot >= 75 && hot as f64 >= 100.0 * cold_frac + 25.0,
                 "{policy}, {shards} shards: only {hot}/100 hot keys kept (cold survival {cold_frac:.2})"
             );
         }
