@@ -207,25 +207,45 @@ fn get_varint(b: &[u8], mut p: usize) -> (u64, usize) {
     }
 }
 
-/// Integral scores with |score| below this are stored as varints.
+/// Integral scores with |score| below this are stored as integers.
 const LP_INT_RANGE: f64 = (1u64 << 53) as f64;
+/// Score tags: a first byte below `LP_VARINT` is the score itself (an
+/// integer 0..=239); `LP_VARINT` is followed by an integer as a LEB128
+/// zigzag varint; `LP_F64` by the score as an f64 (LE).
+const LP_VARINT: u8 = 0xF0;
+const LP_F64: u8 = 0xF1;
 
-/// Encodes one entry: `[score][len: LEB128][member]`, where the score is a
-/// LEB128 varint, odd for an integral score (`zigzag(n) << 1 | 1`, one byte
-/// for small integers) and 0 for any other, whose f64 (LE) follows. Redis
-/// 7.0 also stores integral scores as listpack integers, so a -0 score
-/// reads back as 0 in this encoding.
+/// Encodes one entry: `[score][len: LEB128][member]`. Redis 7.0 also
+/// stores integral scores as listpack integers, so a -0 score reads back
+/// as 0 in this encoding.
 fn encode_entry(out: &mut Vec<u8>, m: &[u8], score: f64) {
     if score.fract() == 0.0 && score.abs() < LP_INT_RANGE {
         let n = score as i64;
-        let z = ((n << 1) ^ (n >> 63)) as u64;
-        put_varint(out, (z << 1) | 1);
+        if (0..LP_VARINT as i64).contains(&n) {
+            out.push(n as u8);
+        } else {
+            out.push(LP_VARINT);
+            put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
+        }
     } else {
-        out.push(0);
+        out.push(LP_F64);
         out.extend_from_slice(&score.to_le_bytes());
     }
     put_varint(out, m.len() as u64);
     out.extend_from_slice(m);
+}
+
+/// The allocator size class (mimalloc: one per 8 bytes up to 64, then four
+/// per doubling) that holds `n` bytes: growing a buffer to it costs no
+/// more memory than the allocator would use anyway.
+fn size_class(n: usize) -> usize {
+    let w = n.div_ceil(8).max(1);
+    if w <= 8 {
+        return w * 8;
+    }
+    let b = usize::BITS - 1 - (w - 1).leading_zeros();
+    let step = 1usize << (b - 2);
+    w.div_ceil(step) * step * 8
 }
 
 struct LpIter<'a> {
@@ -251,9 +271,13 @@ impl<'a> Iterator for LpIter<'a> {
 /// Decodes the entry at `off`: (score, member, offset of the next entry).
 #[inline]
 fn lp_entry(b: &[u8], off: usize) -> (f64, &[u8], usize) {
-    let (h, mut p) = get_varint(b, off);
-    let score = if h & 1 == 1 {
-        let z = h >> 1;
+    let t = b[off];
+    let mut p = off + 1;
+    let score = if t < LP_VARINT {
+        t as f64
+    } else if t == LP_VARINT {
+        let (z, q) = get_varint(b, p);
+        p = q;
         (((z >> 1) as i64) ^ -((z & 1) as i64)) as f64
     } else {
         let mut sb = [0u8; 8];
@@ -302,12 +326,13 @@ impl Lp {
             .unwrap_or(self.buf.len());
         let mut enc = Vec::with_capacity(1 + 8 + 5 + m.len());
         encode_entry(&mut enc, m, score);
-        // Grow by an eighth rather than doubling: the buffer is small
-        // (bounded by the listpack limits), so the extra copies are cheap,
-        // and most small sets never change after they are built.
+        // Grow to the next allocator size class rather than doubling: the
+        // buffer is small (bounded by the listpack limits), so the extra
+        // copies are cheap, and most small sets never change after they
+        // are built.
         let need = self.buf.len() + enc.len();
         if need > self.buf.capacity() {
-            self.buf.reserve_exact(enc.len() + self.buf.len() / 8 + 8);
+            self.buf.reserve_exact(size_class(need) - self.buf.len());
         }
         self.buf.splice(off..off, enc);
         self.n += 1;
@@ -2069,6 +2094,130 @@ mod tests {
             let none = LexRange::parse(b"(e", b"+").unwrap();
             assert_eq!(z.lex_first(&none), None);
             assert_eq!(z.lex_last(&none), None);
+        }
+    }
+
+    #[test]
+    fn small_encoding_scores_round_trip_compactly() {
+        let lim = Limits::default();
+        let scores = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            63.0,
+            64.0,
+            -64.0,
+            0.5,
+            -2.25,
+            1e15,
+            -1e15,
+            9007199254740991.0,
+            -9007199254740991.0,
+            9007199254740992.0,
+            -9007199254740992.0,
+            1e300,
+            -1e300,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut z = ZSet::new();
+        for (i, s) in scores.iter().enumerate() {
+            z.insert(format!("m{i}").as_bytes(), *s, lim);
+        }
+        assert!(z.is_listpack());
+        for (i, s) in scores.iter().enumerate() {
+            let got = z.score(format!("m{i}").as_bytes()).unwrap();
+            // -0 reads back as 0 (as Redis's listpack integers do).
+            assert_eq!(got.to_bits(), (s + 0.0).to_bits(), "{s}");
+        }
+        // 100 members with small integral scores: a couple of bytes of
+        // score each instead of 8.
+        let mut z = ZSet::new();
+        for i in 0..100 {
+            z.insert(format!("m{i}").as_bytes(), i as f64, lim);
+        }
+        let Repr::Lp(lp) = &z.repr else {
+            panic!("listpack expected")
+        };
+        assert!(lp.buf.len() <= 100 * 5, "{}", lp.buf.len());
+        assert_eq!(lp.buf.capacity(), size_class(lp.buf.len()));
+        assert_eq!(
+            [1, 8, 9, 64, 65, 72, 73, 490, 512, 513, 558, 1800].map(size_class),
+            [8, 8, 16, 64, 80, 80, 80, 512, 512, 640, 640, 2048]
+        );
+    }
+
+    #[test]
+    fn big_appends_fill_leaves_and_index_rehashes() {
+        let lim = Limits {
+            max_entries: 0,
+            max_value: 0,
+        };
+        let mut z = ZSet::new();
+        for i in 0..10_000 {
+            z.insert(format!("member:{i}").as_bytes(), i as f64, lim);
+        }
+        let Repr::Sl(b) = &z.repr else {
+            panic!("skiplist expected")
+        };
+        b.tree.check();
+        fn leaves<'a>(n: &'a Node, out: &mut Vec<&'a Vec<Item>>) {
+            match n {
+                Node::Leaf(v) => out.push(v),
+                Node::Inner(i) => i.kids.iter().for_each(|k| leaves(k, out)),
+            }
+        }
+        let mut ls = Vec::new();
+        leaves(&b.tree.root, &mut ls);
+        // Members added in key order leave every leaf but the last full,
+        // with no spare capacity.
+        for l in &ls[..ls.len() - 1] {
+            assert_eq!(l.len(), LEAF_CAP);
+            assert_eq!(l.capacity(), LEAF_CAP);
+        }
+        assert_eq!(b.map.len(), 10_000);
+        // Grown to 16384 buckets (the 8192 old ones may still be moving).
+        assert!(b.map.bucket_count() >= 16384, "{}", b.map.bucket_count());
+        // Removing most members shrinks the index (incrementally), and a
+        // ZSCAN running across growth and shrinking still returns every
+        // member present throughout.
+        let mut seen = std::collections::HashSet::new();
+        let mut c = 0;
+        let mut i = 0;
+        loop {
+            c = z.scan(c, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            for _ in 0..50 {
+                if i < 9_000 {
+                    assert!(z.remove(format!("member:{i}").as_bytes()));
+                } else if i < 12_000 {
+                    z.insert(format!("new:{i}").as_bytes(), i as f64, lim);
+                }
+                i += 1;
+            }
+            if c == 0 {
+                break;
+            }
+        }
+        for k in 9_000..10_000 {
+            assert!(seen.contains(format!("member:{k}").as_bytes()), "{k}");
+        }
+        for k in 0..200 {
+            z.insert(format!("more:{k}").as_bytes(), k as f64, lim);
+        }
+        let Repr::Sl(b) = &z.repr else {
+            panic!("skiplist expected")
+        };
+        b.tree.check();
+        assert_eq!(b.map.len(), b.tree.len);
+        assert!(b.map.bucket_count() < 16384, "{}", b.map.bucket_count());
+        for k in 9_000..10_000 {
+            let m = format!("member:{k}");
+            assert_eq!(z.score(m.as_bytes()), Some(k as f64));
+            assert!(z.rank(m.as_bytes()).is_some());
         }
     }
 
