@@ -440,6 +440,9 @@ impl List {
     /// [`List::push`] calls, but sizes each end node for the entries it is
     /// about to receive, so a bulk push leaves no spare capacity.
     pub fn push_all(&mut self, vals: &[&[u8]], front: bool) {
+        if let [v] = vals {
+            return self.push(v, front);
+        }
         let mut i = 0;
         while i < vals.len() {
             let end = if front {

@@ -1279,14 +1279,14 @@ impl Big {
     }
 
     fn remove(&mut self, m: &[u8]) -> bool {
-        let Some(s) = self.score(m) else {
+        let Some(p) = self.map.unlink(m) else {
             return false;
         };
+        // SAFETY: the node is unlinked but still live (freed below).
+        let s = unsafe { (*p.as_ptr()).score };
         self.tree.remove(s, m);
-        if let Some(p) = self.map.unlink(m) {
-            // SAFETY: the node has just left both the tree and the map.
-            unsafe { znode_free(p) };
-        }
+        // SAFETY: the node has now left both the map and the tree.
+        unsafe { znode_free(p) };
         self.bytes -= m.len();
         self.map.shrink_if_needed();
         true
