@@ -172,9 +172,7 @@ fn push_vals(
     let n = vals.len() as u64;
     let len = match ks.get_mut(db, key) {
         Some(Value::List(l)) => {
-            for v in vals {
-                l.push(v, front);
-            }
+            l.push_all(vals, front);
             let len = l.len();
             ks.touch_write(n);
             len
@@ -183,9 +181,7 @@ fn push_vals(
         None if only_existing => return Ok(None),
         None => {
             let mut l = List::new(ks.enc.list_max_listpack_size);
-            for v in vals {
-                l.push(v, front);
-            }
+            l.push_all(vals, front);
             let len = l.len();
             ks.set(db, key, Value::List(Box::new(l)), false);
             ks.touch_write(n.saturating_sub(1));

@@ -265,10 +265,13 @@ fn splice_entry(buf: &mut Vec<u8>, s: usize, e: usize, enc: &Enc, v: &[u8], limi
     write_entry(enc, v, &mut buf[s..s + new]);
 }
 
+/// Gives back a node's spare capacity once it is no longer an end node. A
+/// fresh exact-size allocation (not a realloc, which may keep the old
+/// block and its size class) so the memory really returns to the allocator.
 #[inline]
 fn maybe_shrink(buf: &mut Vec<u8>) {
     if buf.capacity() > buf.len() + buf.len() / 8 + MIN_NODE_CAP {
-        buf.shrink_to_fit();
+        *buf = buf.as_slice().to_vec();
     }
 }
 
@@ -435,6 +438,58 @@ impl List {
             self.new_node(&e, v, true);
         }
         self.len += 1;
+    }
+
+    /// Pushes `vals` one after the other at the head (`front`, so the last
+    /// one ends up first, as LPUSH does) or the tail, like repeated
+    /// [`List::push`] calls, but sizes each end node for the entries it is
+    /// about to receive, so a bulk push leaves no spare capacity.
+    pub fn push_all(&mut self, vals: &[&[u8]], front: bool) {
+        if let [v] = vals {
+            return self.push(v, front);
+        }
+        let mut i = 0;
+        while i < vals.len() {
+            let end = if front {
+                self.nodes.front()
+            } else {
+                self.nodes.back()
+            };
+            let first = prep(vals[i]).total;
+            let (mut bytes, mut count) = match end {
+                Some(n) if self.fits(n.buf.len() + first, n.count + 1) => (n.buf.len(), n.count),
+                _ => (0, 0),
+            };
+            let fresh = count == 0;
+            let mut j = i;
+            while j < vals.len() {
+                let t = if j == i { first } else { prep(vals[j]).total };
+                if !(count == 0 || self.fits(bytes + t, count + 1)) {
+                    break;
+                }
+                bytes += t;
+                count += 1;
+                j += 1;
+            }
+            let mut k = i;
+            if fresh {
+                self.push(vals[k], front);
+                k += 1;
+            }
+            let n = if front {
+                self.nodes.front_mut()
+            } else {
+                self.nodes.back_mut()
+            }
+            .expect("an end node");
+            if n.buf.capacity() < bytes {
+                n.buf.reserve_exact(bytes - n.buf.len());
+            }
+            for v in &vals[k..j] {
+                self.push(v, front);
+            }
+            i = j;
+        }
     }
 
     /// Pushes at the head (`front`) or the tail.
@@ -1027,6 +1082,44 @@ mod tests {
         assert_eq!(l.remove_matching(&Needle::new(&big), 0, false), 3);
         l.check();
         assert_eq!(items(&l), vec![b"c".to_vec()]);
+    }
+
+    #[test]
+    fn push_all_matches_push_and_leaves_no_slack() {
+        let vals: Vec<Vec<u8>> = (0..1000)
+            .map(|i| match i {
+                500 => vec![b'x'; 10_000],
+                _ if i % 5 == 0 => i.to_string().into_bytes(),
+                _ => format!("value-{i}").repeat(i % 7 + 1).into_bytes(),
+            })
+            .collect();
+        let refs: Vec<&[u8]> = vals.iter().map(|v| &v[..]).collect();
+        for fill in [-2, -1, 1, 3, 100] {
+            for front in [false, true] {
+                let (mut a, mut b) = (List::new(fill), List::new(fill));
+                a.push_back(b"seed");
+                b.push_back(b"seed");
+                for chunk in refs.chunks(37) {
+                    a.push_all(chunk, front);
+                    for v in chunk {
+                        b.push(v, front);
+                    }
+                }
+                a.check();
+                assert_eq!(items(&a), items(&b), "fill {fill} front {front}");
+                let counts = |l: &List| l.nodes.iter().map(|n| n.count).collect::<Vec<_>>();
+                assert_eq!(counts(&a), counts(&b), "fill {fill} front {front}");
+            }
+        }
+        // One bulk push into a new list: the node holds exactly its entries.
+        let vals: Vec<&[u8]> = vec![b"v000000000000001"; 100];
+        for front in [false, true] {
+            let mut l = List::new(-2);
+            l.push_all(&vals, front);
+            assert_eq!(l.nodes.len(), 1);
+            assert_eq!(l.nodes[0].buf.len(), 100 * 18);
+            assert_eq!(l.nodes[0].buf.capacity(), 100 * 18);
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 
 use std::cmp::Ordering;
 
-use crate::shard::dict::Dict;
+use std::alloc::Layout;
+use std::hash::BuildHasher;
+use std::ptr::NonNull;
 
 /// Most items a tree leaf holds before it splits.
 const LEAF_CAP: usize = 64;
@@ -182,7 +184,7 @@ struct Lp {
     n: usize,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: usize) {
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -190,13 +192,60 @@ fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     out.push(v as u8);
 }
 
-/// Encodes one entry. Redis 7.0 stores integral scores as listpack
-/// integers, so a -0 score reads back as 0 in this encoding.
+#[inline]
+fn get_varint(b: &[u8], mut p: usize) -> (u64, usize) {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let c = b[p];
+        p += 1;
+        v |= ((c & 0x7f) as u64) << shift;
+        if c < 0x80 {
+            return (v, p);
+        }
+        shift += 7;
+    }
+}
+
+/// Integral scores with |score| below this are stored as integers.
+const LP_INT_RANGE: f64 = (1u64 << 53) as f64;
+/// Score tags: a first byte below `LP_VARINT` is the score itself (an
+/// integer 0..=239); `LP_VARINT` is followed by an integer as a LEB128
+/// zigzag varint; `LP_F64` by the score as an f64 (LE).
+const LP_VARINT: u8 = 0xF0;
+const LP_F64: u8 = 0xF1;
+
+/// Encodes one entry: `[score][len: LEB128][member]`. Redis 7.0 also
+/// stores integral scores as listpack integers, so a -0 score reads back
+/// as 0 in this encoding.
 fn encode_entry(out: &mut Vec<u8>, m: &[u8], score: f64) {
-    let score = if score == 0.0 { 0.0 } else { score };
-    out.extend_from_slice(&score.to_le_bytes());
-    put_varint(out, m.len());
+    if score.fract() == 0.0 && score.abs() < LP_INT_RANGE {
+        let n = score as i64;
+        if (0..LP_VARINT as i64).contains(&n) {
+            out.push(n as u8);
+        } else {
+            out.push(LP_VARINT);
+            put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
+        }
+    } else {
+        out.push(LP_F64);
+        out.extend_from_slice(&score.to_le_bytes());
+    }
+    put_varint(out, m.len() as u64);
     out.extend_from_slice(m);
+}
+
+/// The allocator size class (mimalloc: one per 8 bytes up to 64, then four
+/// per doubling) that holds `n` bytes: growing a buffer to it costs no
+/// more memory than the allocator would use anyway.
+fn size_class(n: usize) -> usize {
+    let w = n.div_ceil(8).max(1);
+    if w <= 8 {
+        return w * 8;
+    }
+    let b = usize::BITS - 1 - (w - 1).leading_zeros();
+    let step = 1usize << (b - 2);
+    w.div_ceil(step) * step * 8
 }
 
 struct LpIter<'a> {
@@ -222,21 +271,22 @@ impl<'a> Iterator for LpIter<'a> {
 /// Decodes the entry at `off`: (score, member, offset of the next entry).
 #[inline]
 fn lp_entry(b: &[u8], off: usize) -> (f64, &[u8], usize) {
-    let mut sb = [0u8; 8];
-    sb.copy_from_slice(&b[off..off + 8]);
-    let score = f64::from_le_bytes(sb);
-    let mut p = off + 8;
-    let mut len = 0usize;
-    let mut shift = 0;
-    loop {
-        let c = b[p];
-        p += 1;
-        len |= ((c & 0x7f) as usize) << shift;
-        if c < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
+    let t = b[off];
+    let mut p = off + 1;
+    let score = if t < LP_VARINT {
+        t as f64
+    } else if t == LP_VARINT {
+        let (z, q) = get_varint(b, p);
+        p = q;
+        (((z >> 1) as i64) ^ -((z & 1) as i64)) as f64
+    } else {
+        let mut sb = [0u8; 8];
+        sb.copy_from_slice(&b[p..p + 8]);
+        p += 8;
+        f64::from_le_bytes(sb)
+    };
+    let (len, p) = get_varint(b, p);
+    let len = len as usize;
     (score, &b[p..p + len], p + len)
 }
 
@@ -274,8 +324,16 @@ impl Lp {
             .find(|&(_, s, mm)| cmp_key(s, mm, score, m) == Ordering::Greater)
             .map(|(o, _, _)| o)
             .unwrap_or(self.buf.len());
-        let mut enc = Vec::with_capacity(8 + 5 + m.len());
+        let mut enc = Vec::with_capacity(1 + 8 + 5 + m.len());
         encode_entry(&mut enc, m, score);
+        // Grow to the next allocator size class rather than doubling: the
+        // buffer is small (bounded by the listpack limits), so the extra
+        // copies are cheap, and most small sets never change after they
+        // are built.
+        let need = self.buf.len() + enc.len();
+        if need > self.buf.capacity() {
+            self.buf.reserve_exact(size_class(need) - self.buf.len());
+        }
         self.buf.splice(off..off, enc);
         self.n += 1;
     }
@@ -284,29 +342,67 @@ impl Lp {
         let (_, _, next) = lp_entry(&self.buf, off);
         self.buf.drain(off..next);
         self.n -= 1;
+        self.trim();
+    }
+
+    /// Gives back a large unused tail (after removals).
+    fn trim(&mut self) {
+        if self.buf.capacity() > self.buf.len() + self.buf.len() / 4 + 64 {
+            self.buf.shrink_to(self.buf.len() + self.buf.len() / 8);
+        }
     }
 
     fn get(&self, rank: usize) -> Option<(&[u8], f64)> {
         self.iter().nth(rank).map(|(_, s, m)| (m, s))
     }
 }
-
 // ----- order-statistic B+tree ----------------------------------------------
 
-#[derive(Clone)]
+/// A leaf slot: the score (so most comparisons never leave the leaf) and
+/// the member's node, owned by the set's [`ZMap`].
+#[derive(Clone, Copy)]
 struct Item {
+    score: f64,
+    node: ZPtr,
+}
+
+impl Item {
+    /// The member's bytes.
+    #[inline]
+    fn member(&self) -> &[u8] {
+        // SAFETY: a tree only holds nodes its set's map owns, and a node is
+        // freed only after it has left the tree.
+        unsafe { znode_member(self.node) }
+    }
+    #[inline]
+    fn lt(&self, s: f64, m: &[u8]) -> bool {
+        match self.score.partial_cmp(&s) {
+            Some(Ordering::Equal) | None => self.member() < m,
+            Some(o) => o == Ordering::Less,
+        }
+    }
+}
+
+/// A separator of an inner node: a key of its own (it may outlive the
+/// member it was copied from).
+struct Sep {
     score: f64,
     member: Box<[u8]>,
 }
 
-impl Item {
+impl Sep {
+    fn of(it: &Item) -> Sep {
+        Sep {
+            score: it.score,
+            member: it.member().into(),
+        }
+    }
     #[inline]
     fn lt(&self, s: f64, m: &[u8]) -> bool {
         cmp_key(self.score, &self.member, s, m) == Ordering::Less
     }
 }
 
-#[derive(Clone)]
 enum Node {
     Leaf(Vec<Item>),
     Inner(Box<Inner>),
@@ -315,14 +411,12 @@ enum Node {
 /// An inner node: `seps[i]` is an upper bound of child `i` (>= every key
 /// in it, < every key of child `i + 1`); the last child is bounded by the
 /// parent. Bounds may be stale after deletions, which keeps them valid.
-#[derive(Clone)]
 struct Inner {
     kids: Vec<Node>,
     counts: Vec<usize>,
-    seps: Vec<Item>,
+    seps: Vec<Sep>,
 }
 
-#[derive(Clone)]
 struct Tree {
     root: Node,
     len: usize,
@@ -346,27 +440,40 @@ impl Node {
 
 /// Inserts into the subtree; on a split returns (right node, its count,
 /// separator = upper bound of the left part).
-fn tree_ins(node: &mut Node, item: Item) -> Option<(Node, usize, Item)> {
+fn tree_ins(node: &mut Node, item: Item) -> Option<(Node, usize, Sep)> {
     match node {
         Node::Leaf(v) => {
-            let pos = v.partition_point(|x| x.lt(item.score, &item.member));
+            let pos = v.partition_point(|x| x.lt(item.score, item.member()));
             if v.len() == v.capacity() {
                 v.reserve_exact((LEAF_CAP + 1 - v.len()).clamp(1, 8));
             }
             v.insert(pos, item);
             if v.len() > LEAF_CAP {
-                let mid = v.len() / 2;
+                // An append (the new key is the leaf's last) keeps the leaf
+                // full and starts a new one, so sets built in key order end
+                // up with full leaves; other inserts split in the middle.
+                let mid = if pos + 1 == v.len() {
+                    v.len() - 1
+                } else {
+                    v.len() / 2
+                };
                 let mut right = Vec::with_capacity(v.len() - mid + 8);
                 right.extend(v.drain(mid..));
-                v.shrink_to(v.len() + 8);
-                let sep = v.last().expect("non-empty leaf").clone();
+                // A fresh allocation of the exact size: shrinking in place
+                // would keep the old block's size class in the allocator.
+                let mut left = Vec::with_capacity(v.len());
+                left.extend_from_slice(v);
+                *v = left;
+                let sep = Sep::of(v.last().expect("non-empty leaf"));
                 let n = right.len();
                 return Some((Node::Leaf(right), n, sep));
             }
             None
         }
         Node::Inner(inn) => {
-            let i = inn.seps.partition_point(|x| x.lt(item.score, &item.member));
+            let i = inn
+                .seps
+                .partition_point(|x| x.lt(item.score, item.member()));
             inn.counts[i] += 1;
             let (right, rcount, sep) = tree_ins(&mut inn.kids[i], item)?;
             inn.counts[i] -= rcount;
@@ -374,7 +481,12 @@ fn tree_ins(node: &mut Node, item: Item) -> Option<(Node, usize, Item)> {
             inn.counts.insert(i + 1, rcount);
             inn.seps.insert(i, sep);
             if inn.kids.len() > INNER_CAP {
-                let mid = inn.kids.len() / 2;
+                // As for leaves: an append keeps this node full.
+                let mid = if i + 2 == inn.kids.len() {
+                    inn.kids.len() - 1
+                } else {
+                    inn.kids.len() / 2
+                };
                 let kids = inn.kids.split_off(mid);
                 let counts = inn.counts.split_off(mid);
                 let seps = inn.seps.split_off(mid);
@@ -391,16 +503,16 @@ fn tree_ins(node: &mut Node, item: Item) -> Option<(Node, usize, Item)> {
     }
 }
 
-fn tree_rem(node: &mut Node, s: f64, m: &[u8]) -> Option<Box<[u8]>> {
+fn tree_rem(node: &mut Node, s: f64, m: &[u8]) -> Option<Item> {
     match node {
         Node::Leaf(v) => {
             let pos = v.partition_point(|x| x.lt(s, m));
-            if pos < v.len() && v[pos].score == s && *v[pos].member == *m {
+            if pos < v.len() && v[pos].score == s && v[pos].member() == m {
                 let it = v.remove(pos);
                 if v.capacity() > 2 * v.len() + 16 {
                     v.shrink_to(v.len() + 8);
                 }
-                Some(it.member)
+                Some(it)
             } else {
                 None
             }
@@ -537,13 +649,13 @@ impl Tree {
         }
         let per = LEAF_CAP * 3 / 4;
         let nleaves = len.div_ceil(per);
-        let mut level: Vec<(Node, usize, Item)> = Vec::with_capacity(nleaves);
+        let mut level: Vec<(Node, usize, Sep)> = Vec::with_capacity(nleaves);
         let mut it = items.into_iter();
         for i in 0..nleaves {
             let take = len / nleaves + usize::from(i < len % nleaves);
             let mut v = Vec::with_capacity(take + 4);
             v.extend(it.by_ref().take(take));
-            let max = v.last().expect("non-empty leaf").clone();
+            let max = Sep::of(v.last().expect("non-empty leaf"));
             level.push((Node::Leaf(v), take, max));
         }
         let per = INNER_CAP * 3 / 4;
@@ -558,7 +670,7 @@ impl Tree {
                 let mut counts = Vec::with_capacity(take);
                 let mut seps = Vec::with_capacity(take);
                 let mut total = 0;
-                let mut last: Option<Item> = None;
+                let mut last: Option<Sep> = None;
                 for (node, c, max) in it.by_ref().take(take) {
                     if let Some(prev) = last.take() {
                         seps.push(prev);
@@ -585,8 +697,8 @@ impl Tree {
         v
     }
 
-    fn insert(&mut self, score: f64, member: Box<[u8]>) {
-        if let Some((right, rcount, sep)) = tree_ins(&mut self.root, Item { score, member }) {
+    fn insert(&mut self, score: f64, node: ZPtr) {
+        if let Some((right, rcount, sep)) = tree_ins(&mut self.root, Item { score, node }) {
             let left = std::mem::replace(&mut self.root, Node::Leaf(Vec::new()));
             let lcount = self.len + 1 - rcount;
             self.root = Node::Inner(Box::new(Inner {
@@ -598,7 +710,7 @@ impl Tree {
         self.len += 1;
     }
 
-    fn remove(&mut self, s: f64, m: &[u8]) -> Option<Box<[u8]>> {
+    fn remove(&mut self, s: f64, m: &[u8]) -> Option<Item> {
         let r = tree_rem(&mut self.root, s, m)?;
         self.len -= 1;
         loop {
@@ -627,7 +739,7 @@ impl Tree {
                 }
                 Node::Leaf(v) => {
                     let pos = v.partition_point(|x| x.lt(s, m));
-                    return (pos < v.len() && *v[pos].member == *m).then_some(r + pos);
+                    return (pos < v.len() && v[pos].member() == m).then_some(r + pos);
                 }
             }
         }
@@ -665,7 +777,7 @@ impl Tree {
                     r += inn.counts[..i].iter().sum::<usize>();
                     node = &inn.kids[i];
                 }
-                Node::Leaf(v) => return r + v.partition_point(|x| p(x.score, &x.member)),
+                Node::Leaf(v) => return r + v.partition_point(|x| p(x.score, x.member())),
             }
         }
     }
@@ -677,8 +789,9 @@ impl Tree {
         }
     }
 
-    /// Removes ranks `start..end`; returns the removed members.
-    fn remove_range(&mut self, start: usize, end: usize) -> Vec<Box<[u8]>> {
+    /// Removes ranks `start..end`; returns the removed items (whose nodes
+    /// the caller still has to free).
+    fn remove_range(&mut self, start: usize, end: usize) -> Vec<Item> {
         let end = end.min(self.len);
         if start >= end {
             return Vec::new();
@@ -687,13 +800,13 @@ impl Tree {
         if k <= 32 || k * 8 <= self.len {
             let mut keys = Vec::with_capacity(k);
             self.visit(start, end, false, &mut |it| {
-                keys.push((it.score, it.member.clone()));
+                keys.push(*it);
                 true
             });
             let mut out = Vec::with_capacity(k);
-            for (s, m) in keys {
-                if let Some(m) = self.remove(s, &m) {
-                    out.push(m);
+            for it in keys {
+                if let Some(it) = self.remove(it.score, it.member()) {
+                    out.push(it);
                 }
             }
             out
@@ -703,7 +816,7 @@ impl Tree {
             let mut kept = Vec::with_capacity(items.len() - k);
             for (i, it) in items.into_iter().enumerate() {
                 if i >= start && i < end {
-                    removed.push(it.member);
+                    removed.push(it);
                 } else {
                     kept.push(it);
                 }
@@ -717,8 +830,8 @@ impl Tree {
     fn check(&self) {
         fn walk(
             n: &Node,
-            lo: Option<&Item>,
-            hi: Option<&Item>,
+            lo: Option<&Sep>,
+            hi: Option<&Sep>,
             depth: usize,
             d: &mut Option<usize>,
         ) -> usize {
@@ -726,13 +839,13 @@ impl Tree {
                 Node::Leaf(v) => {
                     assert!(v.len() <= LEAF_CAP);
                     for w in v.windows(2) {
-                        assert!(w[0].lt(w[1].score, &w[1].member));
+                        assert!(w[0].lt(w[1].score, w[1].member()));
                     }
                     if let (Some(lo), Some(f)) = (lo, v.first()) {
-                        assert!(lo.lt(f.score, &f.member));
+                        assert!(lo.lt(f.score, f.member()));
                     }
                     if let (Some(hi), Some(l)) = (hi, v.last()) {
-                        assert!(!hi.lt(l.score, &l.member));
+                        assert!(!hi.lt(l.score, l.member()));
                     }
                     match d {
                         None => *d = Some(depth),
@@ -765,35 +878,439 @@ impl Tree {
     }
 }
 
+// ----- member index ----------------------------------------------------------
+
+/// The head of a member's node: one allocation per member of a large set,
+/// holding the member index's chain link, the score and (after the head)
+/// the member bytes, preceded by their length (one byte below 255, else
+/// 255 and a u64). The member is stored once: the tree points here.
+#[repr(C)]
+struct ZHead {
+    next: Option<ZPtr>,
+    score: f64,
+}
+
+type ZPtr = NonNull<ZHead>;
+
+const HEAD: usize = std::mem::size_of::<ZHead>();
+
+fn znode_layout(len: usize) -> Layout {
+    let prefix = if len < 255 { 1 } else { 9 };
+    Layout::from_size_align(HEAD + prefix + len, std::mem::align_of::<ZHead>())
+        .expect("member too large")
+}
+
+/// Allocates a detached node for `m`.
+fn znode_new(m: &[u8], score: f64) -> ZPtr {
+    let layout = znode_layout(m.len());
+    // SAFETY: the layout is non-zero-sized and fits the head, the length
+    // prefix and the bytes written below; nothing is read before written.
+    unsafe {
+        let p = std::alloc::alloc(layout);
+        let Some(head) = NonNull::new(p as *mut ZHead) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        head.as_ptr().write(ZHead { next: None, score });
+        let mut q = p.add(HEAD);
+        if m.len() < 255 {
+            q.write(m.len() as u8);
+            q = q.add(1);
+        } else {
+            q.write(255);
+            std::ptr::copy_nonoverlapping((m.len() as u64).to_le_bytes().as_ptr(), q.add(1), 8);
+            q = q.add(9);
+        }
+        std::ptr::copy_nonoverlapping(m.as_ptr(), q, m.len());
+        head
+    }
+}
+
+/// The member bytes of a node.
+///
+/// # Safety
+/// `p` must come from [`znode_new`] and not be freed while the slice lives.
+#[inline]
+unsafe fn znode_member<'a>(p: ZPtr) -> &'a [u8] {
+    // SAFETY: per the contract, the node holds a length prefix and that
+    // many bytes after its head (see `znode_new`).
+    unsafe {
+        let b = (p.as_ptr() as *const u8).add(HEAD);
+        if *b < 255 {
+            std::slice::from_raw_parts(b.add(1), *b as usize)
+        } else {
+            let mut l = [0u8; 8];
+            std::ptr::copy_nonoverlapping(b.add(1), l.as_mut_ptr(), 8);
+            std::slice::from_raw_parts(b.add(9), u64::from_le_bytes(l) as usize)
+        }
+    }
+}
+
+/// Frees a node.
+///
+/// # Safety
+/// `p` must come from [`znode_new`], be unreachable from any table or tree,
+/// and not be used again.
+unsafe fn znode_free(p: ZPtr) {
+    // SAFETY: per the contract; the layout is recomputed from the stored
+    // length exactly as it was allocated.
+    unsafe {
+        let layout = znode_layout(znode_member(p).len());
+        std::alloc::dealloc(p.as_ptr() as *mut u8, layout);
+    }
+}
+
+/// One bucket array of the member index.
+struct ZTable {
+    buckets: Box<[Option<ZPtr>]>,
+    used: usize,
+}
+
+impl ZTable {
+    fn with_size(n: usize) -> ZTable {
+        ZTable {
+            buckets: vec![None; n].into_boxed_slice(),
+            used: 0,
+        }
+    }
+    #[inline]
+    fn mask(&self) -> u64 {
+        (self.buckets.len() as u64).wrapping_sub(1)
+    }
+}
+
+/// The member → node index of a large set: a chained hash table whose
+/// chains run through the member nodes themselves (no entry allocation
+/// and no second copy of the member), with Redis's incremental rehashing
+/// (one bucket moved per insert or removal, so growth never stalls) and
+/// reverse-binary SCAN cursor (every member present for a whole ZSCAN is
+/// returned). It owns the nodes.
+struct ZMap {
+    t: [ZTable; 2],
+    /// Next bucket of `t[0]` to move into `t[1]`, while rehashing.
+    rehash_idx: Option<usize>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+const ZMAP_INITIAL: usize = 4;
+
+impl ZMap {
+    fn with_capacity(n: usize) -> ZMap {
+        ZMap {
+            t: [
+                ZTable::with_size(n.max(ZMAP_INITIAL).next_power_of_two()),
+                ZTable::with_size(0),
+            ],
+            rehash_idx: None,
+            hasher: hashbrown::DefaultHashBuilder::default(),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.t[0].used + self.t[1].used
+    }
+
+    fn bucket_count(&self) -> usize {
+        self.t[0].buckets.len() + self.t[1].buckets.len()
+    }
+
+    #[inline]
+    fn hash(&self, m: &[u8]) -> u64 {
+        self.hasher.hash_one(m)
+    }
+
+    /// The tables to look in: both while rehashing.
+    #[inline]
+    fn tables(&self) -> usize {
+        if self.rehash_idx.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn find(&self, m: &[u8]) -> Option<ZPtr> {
+        if self.len() == 0 {
+            return None;
+        }
+        let h = self.hash(m);
+        for t in &self.t[..self.tables()] {
+            let mut cur = t.buckets[(h & t.mask()) as usize];
+            while let Some(p) = cur {
+                // SAFETY: every node in a chain is live and owned by us.
+                unsafe {
+                    if znode_member(p) == m {
+                        return Some(p);
+                    }
+                    cur = (*p.as_ptr()).next;
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves one non-empty bucket (looking at most at 10 empty ones) from
+    /// the old table to the new one.
+    fn rehash_step(&mut self) {
+        let Some(mut idx) = self.rehash_idx else {
+            return;
+        };
+        let mut empty = 10;
+        while self.t[0].used > 0 {
+            let Some(mut cur) = self.t[0].buckets[idx].take() else {
+                idx += 1;
+                empty -= 1;
+                if empty == 0 {
+                    break;
+                }
+                continue;
+            };
+            let mask1 = self.t[1].mask();
+            loop {
+                // SAFETY: `cur` is a live node we own; it is relinked into
+                // the new table and stays reachable from exactly one chain.
+                let next = unsafe {
+                    let h = self.hasher.hash_one(znode_member(cur)) & mask1;
+                    let slot = &mut self.t[1].buckets[h as usize];
+                    let next = (*cur.as_ptr()).next;
+                    (*cur.as_ptr()).next = *slot;
+                    *slot = Some(cur);
+                    next
+                };
+                self.t[0].used -= 1;
+                self.t[1].used += 1;
+                match next {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            }
+            idx += 1;
+            break;
+        }
+        if self.t[0].used == 0 {
+            self.t[0] = std::mem::replace(&mut self.t[1], ZTable::with_size(0));
+            self.rehash_idx = None;
+        } else {
+            self.rehash_idx = Some(idx);
+        }
+    }
+
+    fn resize_to(&mut self, size: usize) {
+        let size = size.max(ZMAP_INITIAL).next_power_of_two();
+        if self.rehash_idx.is_some() || size == self.t[0].buckets.len() {
+            return;
+        }
+        if self.t[0].used == 0 {
+            self.t[0] = ZTable::with_size(size);
+            return;
+        }
+        self.t[1] = ZTable::with_size(size);
+        self.rehash_idx = Some(0);
+    }
+
+    /// Links a new node for `m` (which must be absent) and returns it.
+    fn insert(&mut self, m: &[u8], score: f64) -> ZPtr {
+        self.rehash_step();
+        if self.rehash_idx.is_none() && self.t[0].used >= self.t[0].buckets.len() {
+            self.resize_to(self.t[0].used * 2);
+        }
+        let p = znode_new(m, score);
+        let t = &mut self.t[if self.rehash_idx.is_some() { 1 } else { 0 }];
+        let slot = &mut t.buckets[(self.hasher.hash_one(m) & t.mask()) as usize];
+        // SAFETY: `p` is a fresh node, now linked into one chain only.
+        unsafe { (*p.as_ptr()).next = *slot };
+        *slot = Some(p);
+        t.used += 1;
+        p
+    }
+
+    /// Unlinks the node of `m` and returns it (the caller frees it).
+    fn unlink(&mut self, m: &[u8]) -> Option<ZPtr> {
+        if self.len() == 0 {
+            return None;
+        }
+        self.rehash_step();
+        let h = self.hash(m);
+        let n = self.tables();
+        for t in &mut self.t[..n] {
+            let mask = t.mask();
+            let mut link: *mut Option<ZPtr> = &mut t.buckets[(h & mask) as usize];
+            // SAFETY: `link` points at a bucket or at the `next` field of a
+            // live node of this chain; both outlive the loop.
+            unsafe {
+                while let Some(p) = *link {
+                    if znode_member(p) == m {
+                        *link = (*p.as_ptr()).next;
+                        (*p.as_ptr()).next = None;
+                        t.used -= 1;
+                        return Some(p);
+                    }
+                    link = &mut (*p.as_ptr()).next;
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts shrinking the table when it is under 1/8 full.
+    fn shrink_if_needed(&mut self) {
+        let size = self.t[0].buckets.len();
+        if self.rehash_idx.is_none() && size > ZMAP_INITIAL && self.t[0].used * 8 < size {
+            self.resize_to(self.t[0].used);
+        }
+    }
+
+    /// One step of ZSCAN (Redis's `dictScan` cursor).
+    fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        if self.len() == 0 {
+            return 0;
+        }
+        let emit = |t: &ZTable, idx: u64, f: &mut dyn FnMut(&[u8], f64)| {
+            let mut cur = t.buckets[(idx & t.mask()) as usize];
+            while let Some(p) = cur {
+                // SAFETY: every node in a chain is live and owned by us.
+                unsafe {
+                    f(znode_member(p), (*p.as_ptr()).score);
+                    cur = (*p.as_ptr()).next;
+                }
+            }
+        };
+        let mut v = cursor;
+        if self.rehash_idx.is_none() {
+            let t = &self.t[0];
+            emit(t, v, &mut f);
+            v |= !t.mask();
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+        } else {
+            let (small, large) = if self.t[0].buckets.len() <= self.t[1].buckets.len() {
+                (&self.t[0], &self.t[1])
+            } else {
+                (&self.t[1], &self.t[0])
+            };
+            let (m0, m1) = (small.mask(), large.mask());
+            emit(small, v, &mut f);
+            loop {
+                emit(large, v, &mut f);
+                v |= !m1;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v & (m0 ^ m1) == 0 {
+                    break;
+                }
+            }
+        }
+        v
+    }
+}
+
+impl Drop for ZMap {
+    fn drop(&mut self) {
+        for t in &mut self.t {
+            for b in t.buckets.iter_mut() {
+                let mut cur = b.take();
+                while let Some(p) = cur {
+                    // SAFETY: each node is reachable from exactly one chain,
+                    // so it is freed exactly once; the tree holding pointers
+                    // to them is dropped with the set and never reads them
+                    // while dropping.
+                    unsafe {
+                        cur = (*p.as_ptr()).next;
+                        znode_free(p);
+                    }
+                }
+            }
+        }
+    }
+}
+
 // ----- the sorted set --------------------------------------------------------
 
-/// The large encoding: member map + ordered index.
+/// The large encoding: member index + ordered index, sharing one node per
+/// member.
 struct Big {
-    map: Dict<f64>,
+    map: ZMap,
     tree: Tree,
     /// Sum of member lengths (memory accounting).
     bytes: usize,
 }
 
+// SAFETY: a Big exclusively owns every node its raw pointers reach (the
+// map frees them; the tree only borrows them), it has no interior
+// mutability, and nothing else holds those pointers, so moving it to or
+// sharing `&` to it with another thread is as safe as for owned data.
+unsafe impl Send for Big {}
+// SAFETY: as above: `&Big` only reads the nodes.
+unsafe impl Sync for Big {}
+
 impl Big {
-    fn from_sorted(items: Vec<Item>) -> Big {
-        let mut map = Dict::new();
+    /// Builds the large encoding from unique members sorted by key.
+    fn from_sorted<'a>(n: usize, items: impl Iterator<Item = (&'a [u8], f64)>) -> Big {
+        let mut map = ZMap::with_capacity(n);
         let mut bytes = 0;
-        for it in &items {
-            map.insert(&it.member, it.score);
-            bytes += it.member.len();
+        let mut v = Vec::with_capacity(n);
+        for (m, score) in items {
+            let node = map.insert(m, score);
+            bytes += m.len();
+            v.push(Item { score, node });
         }
         Big {
             map,
-            tree: Tree::from_sorted(items),
+            tree: Tree::from_sorted(v),
             bytes,
         }
+    }
+
+    fn score(&self, m: &[u8]) -> Option<f64> {
+        // SAFETY: nodes the map returns are live.
+        self.map.find(m).map(|p| unsafe { (*p.as_ptr()).score })
+    }
+
+    fn insert(&mut self, m: &[u8], score: f64) {
+        let node = self.map.insert(m, score);
+        self.tree.insert(score, node);
+        self.bytes += m.len();
+    }
+
+    fn set_score(&mut self, m: &[u8], old: f64, score: f64) {
+        let Some(p) = self.map.find(m) else { return };
+        // SAFETY: nodes the map returns are live; nothing else borrows it.
+        unsafe { (*p.as_ptr()).score = score };
+        self.tree.remove(old, m);
+        self.tree.insert(score, p);
+    }
+
+    fn remove(&mut self, m: &[u8]) -> bool {
+        let Some(p) = self.map.unlink(m) else {
+            return false;
+        };
+        // SAFETY: the node is unlinked but still live (freed below).
+        let s = unsafe { (*p.as_ptr()).score };
+        self.tree.remove(s, m);
+        // SAFETY: the node has now left both the map and the tree.
+        unsafe { znode_free(p) };
+        self.bytes -= m.len();
+        self.map.shrink_if_needed();
+        true
+    }
+
+    fn remove_range(&mut self, start: usize, end: usize) -> usize {
+        let removed = self.tree.remove_range(start, end);
+        for it in &removed {
+            let m = it.member();
+            self.bytes -= m.len();
+            if let Some(p) = self.map.unlink(m) {
+                // SAFETY: the node has left the tree and now the map; `m`
+                // is not used after this.
+                unsafe { znode_free(p) };
+            }
+        }
+        self.map.shrink_if_needed();
+        removed.len()
     }
 }
 
 enum Repr {
     Lp(Lp),
-    Sl(Big),
+    Sl(Box<Big>),
 }
 
 /// A sorted set value.
@@ -816,11 +1333,13 @@ impl Clone for ZSet {
             Repr::Sl(b) => {
                 let mut items = Vec::with_capacity(b.tree.len);
                 b.tree.visit(0, b.tree.len, false, &mut |it| {
-                    items.push(it.clone());
+                    items.push(*it);
                     true
                 });
+                let big =
+                    Big::from_sorted(items.len(), items.iter().map(|it| (it.member(), it.score)));
                 ZSet {
-                    repr: Repr::Sl(Big::from_sorted(items)),
+                    repr: Repr::Sl(Box::new(big)),
                 }
             }
         }
@@ -861,7 +1380,7 @@ impl ZSet {
     pub fn for_first(first_len: usize, lim: Limits) -> ZSet {
         if lim.max_entries == 0 || first_len > lim.max_value {
             ZSet {
-                repr: Repr::Sl(Big::from_sorted(Vec::new())),
+                repr: Repr::Sl(Box::new(Big::from_sorted(0, std::iter::empty()))),
             }
         } else {
             ZSet::new()
@@ -874,21 +1393,19 @@ impl ZSet {
         let fits =
             items.len() <= lim.max_entries && items.iter().all(|(m, _)| m.len() <= lim.max_value);
         if fits {
-            let mut lp = Lp {
-                buf: Vec::with_capacity(items.iter().map(|(m, _)| m.len() + 10).sum()),
+            let mut buf = Vec::with_capacity(items.iter().map(|(m, _)| m.len() + 4).sum());
+            for (m, s) in &items {
+                encode_entry(&mut buf, m, *s);
+            }
+            let lp = Lp {
+                buf: buf.as_slice().into(),
                 n: items.len(),
             };
-            for (m, s) in &items {
-                encode_entry(&mut lp.buf, m, *s);
-            }
             ZSet { repr: Repr::Lp(lp) }
         } else {
-            let items = items
-                .into_iter()
-                .map(|(member, score)| Item { score, member })
-                .collect();
+            let big = Big::from_sorted(items.len(), items.iter().map(|(m, s)| (&m[..], *s)));
             ZSet {
-                repr: Repr::Sl(Big::from_sorted(items)),
+                repr: Repr::Sl(Box::new(big)),
             }
         }
     }
@@ -922,11 +1439,14 @@ impl ZSet {
         match &self.repr {
             Repr::Lp(lp) => lp.buf.capacity(),
             Repr::Sl(b) => {
-                // Per member: its tree slot (24 bytes, leaves kept nearly
-                // full), the map node (48), and the member's allocation;
-                // plus the map's bucket array.
+                // Per member: its tree slot (16 bytes, leaves mostly
+                // full) and its node (head, length byte, member bytes);
+                // plus the map's bucket arrays.
                 let n = b.tree.len;
-                n * (26 + 4 + 48) + b.bytes + b.map.bucket_count() * 8
+                std::mem::size_of::<Big>()
+                    + n * (20 + HEAD + 1)
+                    + b.bytes
+                    + b.map.bucket_count() * 8
             }
         }
     }
@@ -934,21 +1454,15 @@ impl ZSet {
     /// Converts to the large encoding.
     fn make_big(&mut self) {
         if let Repr::Lp(lp) = &self.repr {
-            let items = lp
-                .iter()
-                .map(|(_, score, m)| Item {
-                    score,
-                    member: m.into(),
-                })
-                .collect();
-            self.repr = Repr::Sl(Big::from_sorted(items));
+            let big = Big::from_sorted(lp.n, lp.iter().map(|(_, s, m)| (m, s)));
+            self.repr = Repr::Sl(Box::new(big));
         }
     }
 
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Lp(lp) => lp.find(m).map(|(_, s)| s),
-            Repr::Sl(b) => b.map.get(m).copied(),
+            Repr::Sl(b) => b.score(m),
         }
     }
 
@@ -962,11 +1476,7 @@ impl ZSet {
         }
         match &mut self.repr {
             Repr::Lp(lp) => lp.insert(m, score),
-            Repr::Sl(b) => {
-                b.map.insert(m, score);
-                b.tree.insert(score, m.into());
-                b.bytes += m.len();
-            }
+            Repr::Sl(b) => b.insert(m, score),
         }
     }
 
@@ -979,13 +1489,7 @@ impl ZSet {
                     lp.insert(m, score);
                 }
             }
-            Repr::Sl(b) => {
-                if let Some(v) = b.map.get_mut(m) {
-                    *v = score;
-                }
-                let member = b.tree.remove(old, m).unwrap_or_else(|| m.into());
-                b.tree.insert(score, member);
-            }
+            Repr::Sl(b) => b.set_score(m, old, score),
         }
     }
 
@@ -1033,14 +1537,7 @@ impl ZSet {
                 }
                 None => false,
             },
-            Repr::Sl(b) => match b.map.remove(m) {
-                Some(s) => {
-                    b.tree.remove(s, m);
-                    b.bytes -= m.len();
-                    true
-                }
-                None => false,
-            },
+            Repr::Sl(b) => b.remove(m),
         }
     }
 
@@ -1049,7 +1546,7 @@ impl ZSet {
         match &self.repr {
             Repr::Lp(lp) => lp.rank(m),
             Repr::Sl(b) => {
-                let s = *b.map.get(m)?;
+                let s = b.score(m)?;
                 b.tree.rank(s, m)
             }
         }
@@ -1059,7 +1556,7 @@ impl ZSet {
     pub fn get(&self, rank: usize) -> Option<(&[u8], f64)> {
         match &self.repr {
             Repr::Lp(lp) => lp.get(rank),
-            Repr::Sl(b) => b.tree.select(rank).map(|it| (&*it.member, it.score)),
+            Repr::Sl(b) => b.tree.select(rank).map(|it| (it.member(), it.score)),
         }
     }
 
@@ -1091,7 +1588,7 @@ impl ZSet {
             Repr::Sl(b) => {
                 let (from, to) = if rev { (0, start + 1) } else { (start, len) };
                 b.tree
-                    .visit(from, to, rev, &mut |it| f(&it.member, it.score));
+                    .visit(from, to, rev, &mut |it| f(it.member(), it.score));
             }
         }
     }
@@ -1220,16 +1717,10 @@ impl ZSet {
                 let offs = lp.offsets();
                 lp.buf.drain(offs[start]..offs[end]);
                 lp.n -= end - start;
+                lp.trim();
                 end - start
             }
-            Repr::Sl(b) => {
-                let removed = b.tree.remove_range(start, end);
-                for m in &removed {
-                    b.map.remove(m);
-                    b.bytes -= m.len();
-                }
-                removed.len()
-            }
+            Repr::Sl(b) => b.remove_range(start, end),
         }
     }
 
@@ -1252,7 +1743,7 @@ impl ZSet {
                 }
                 0
             }
-            Repr::Sl(b) => b.map.scan(cursor, |m, s| f(m, *s)),
+            Repr::Sl(b) => b.map.scan(cursor, f),
         }
     }
 }
@@ -1603,6 +2094,130 @@ mod tests {
             let none = LexRange::parse(b"(e", b"+").unwrap();
             assert_eq!(z.lex_first(&none), None);
             assert_eq!(z.lex_last(&none), None);
+        }
+    }
+
+    #[test]
+    fn small_encoding_scores_round_trip_compactly() {
+        let lim = Limits::default();
+        let scores = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            63.0,
+            64.0,
+            -64.0,
+            0.5,
+            -2.25,
+            1e15,
+            -1e15,
+            9007199254740991.0,
+            -9007199254740991.0,
+            9007199254740992.0,
+            -9007199254740992.0,
+            1e300,
+            -1e300,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut z = ZSet::new();
+        for (i, s) in scores.iter().enumerate() {
+            z.insert(format!("m{i}").as_bytes(), *s, lim);
+        }
+        assert!(z.is_listpack());
+        for (i, s) in scores.iter().enumerate() {
+            let got = z.score(format!("m{i}").as_bytes()).unwrap();
+            // -0 reads back as 0 (as Redis's listpack integers do).
+            assert_eq!(got.to_bits(), (s + 0.0).to_bits(), "{s}");
+        }
+        // 100 members with small integral scores: a couple of bytes of
+        // score each instead of 8.
+        let mut z = ZSet::new();
+        for i in 0..100 {
+            z.insert(format!("m{i}").as_bytes(), i as f64, lim);
+        }
+        let Repr::Lp(lp) = &z.repr else {
+            panic!("listpack expected")
+        };
+        assert!(lp.buf.len() <= 100 * 5, "{}", lp.buf.len());
+        assert_eq!(lp.buf.capacity(), size_class(lp.buf.len()));
+        assert_eq!(
+            [1, 8, 9, 64, 65, 72, 73, 490, 512, 513, 558, 1800].map(size_class),
+            [8, 8, 16, 64, 80, 80, 80, 512, 512, 640, 640, 2048]
+        );
+    }
+
+    #[test]
+    fn big_appends_fill_leaves_and_index_rehashes() {
+        let lim = Limits {
+            max_entries: 0,
+            max_value: 0,
+        };
+        let mut z = ZSet::new();
+        for i in 0..10_000 {
+            z.insert(format!("member:{i}").as_bytes(), i as f64, lim);
+        }
+        let Repr::Sl(b) = &z.repr else {
+            panic!("skiplist expected")
+        };
+        b.tree.check();
+        fn leaves<'a>(n: &'a Node, out: &mut Vec<&'a Vec<Item>>) {
+            match n {
+                Node::Leaf(v) => out.push(v),
+                Node::Inner(i) => i.kids.iter().for_each(|k| leaves(k, out)),
+            }
+        }
+        let mut ls = Vec::new();
+        leaves(&b.tree.root, &mut ls);
+        // Members added in key order leave every leaf but the last full,
+        // with no spare capacity.
+        for l in &ls[..ls.len() - 1] {
+            assert_eq!(l.len(), LEAF_CAP);
+            assert_eq!(l.capacity(), LEAF_CAP);
+        }
+        assert_eq!(b.map.len(), 10_000);
+        // Grown to 16384 buckets (the 8192 old ones may still be moving).
+        assert!(b.map.bucket_count() >= 16384, "{}", b.map.bucket_count());
+        // Removing most members shrinks the index (incrementally), and a
+        // ZSCAN running across growth and shrinking still returns every
+        // member present throughout.
+        let mut seen = std::collections::HashSet::new();
+        let mut c = 0;
+        let mut i = 0;
+        loop {
+            c = z.scan(c, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            for _ in 0..50 {
+                if i < 9_000 {
+                    assert!(z.remove(format!("member:{i}").as_bytes()));
+                } else if i < 12_000 {
+                    z.insert(format!("new:{i}").as_bytes(), i as f64, lim);
+                }
+                i += 1;
+            }
+            if c == 0 {
+                break;
+            }
+        }
+        for k in 9_000..10_000 {
+            assert!(seen.contains(format!("member:{k}").as_bytes()), "{k}");
+        }
+        for k in 0..200 {
+            z.insert(format!("more:{k}").as_bytes(), k as f64, lim);
+        }
+        let Repr::Sl(b) = &z.repr else {
+            panic!("skiplist expected")
+        };
+        b.tree.check();
+        assert_eq!(b.map.len(), b.tree.len);
+        assert!(b.map.bucket_count() < 16384, "{}", b.map.bucket_count());
+        for k in 9_000..10_000 {
+            let m = format!("member:{k}");
+            assert_eq!(z.score(m.as_bytes()), Some(k as f64));
+            assert!(z.rank(m.as_bytes()).is_some());
         }
     }
 
