@@ -133,6 +133,13 @@ pub struct Dict<V> {
     hasher: hashbrown::DefaultHashBuilder,
     /// The version new nodes get (snapshots; see [`Dict::mark`]).
     cur_ver: u8,
+    /// Bytes a growth may allocate for its new bucket array (the room left
+    /// under maxmemory; unlimited by default). A growth that does not fit
+    /// waits until the table is 1.618 times fuller than its buckets, as
+    /// Redis 7.0 delays dict expansion near maxmemory: otherwise the new
+    /// array (megabytes for a big keyspace) would be paid for by evicting
+    /// as many bytes of keys, given back once the rehash frees the old one.
+    pub grow_budget: usize,
 }
 
 const INITIAL: usize = 4;
@@ -150,6 +157,7 @@ impl<V> Dict<V> {
             rehash_idx: None,
             hasher: hashbrown::DefaultHashBuilder::default(),
             cur_ver: 0,
+            grow_budget: usize::MAX,
         }
     }
 
@@ -243,7 +251,13 @@ impl<V> Dict<V> {
         if size == 0 {
             self.resize_to(INITIAL);
         } else if self.t[0].used >= size {
-            self.resize_to(self.t[0].used * 2);
+            let used = self.t[0].used;
+            let bytes =
+                (used * 2).next_power_of_two() * std::mem::size_of::<Option<Box<Node<V>>>>();
+            if bytes > self.grow_budget && used * 1000 < size * 1618 {
+                return;
+            }
+            self.resize_to(used * 2);
         }
     }
 
@@ -490,6 +504,7 @@ impl<V> Dict<V> {
             rehash_idx: None,
             hasher: std::mem::take(&mut self.hasher),
             cur_ver: self.cur_ver,
+            grow_budget: self.grow_budget,
         };
     }
 
@@ -783,6 +798,29 @@ mod tests {
             assert_eq!(d.get(&key(i)).is_some(), i % 2 == 1);
         }
         assert_eq!(d.iter().count(), 5_000);
+    }
+
+    #[test]
+    fn growth_waits_for_its_budget_up_to_a_fuller_table() {
+        let mut d = Dict::new();
+        for i in 0..64 {
+            d.insert(&key(i), i);
+        }
+        while d.rehash_step(100) {}
+        let size = d.bucket_count();
+        d.grow_budget = 0;
+        // Over the size but under 1.618 times it: no growth.
+        for i in 64..(size * 16 / 10) {
+            d.insert(&key(i), i);
+        }
+        assert_eq!(d.bucket_count(), size);
+        for i in (size * 16 / 10)..(size * 17 / 10) {
+            d.insert(&key(i), i);
+        }
+        assert!(d.bucket_count() > size, "growth forced past 1.618");
+        for i in 0..(size * 17 / 10) {
+            assert_eq!(d.get(&key(i)), Some(&i));
+        }
     }
 
     #[test]

@@ -552,6 +552,15 @@ impl Shard {
     fn mem_read(&mut self) -> u64 {
         let total = used_for_evict();
         let limit = self.ks.mem.maxmemory;
+        let room = if limit == 0 {
+            usize::MAX
+        } else {
+            limit.saturating_sub(total) as usize
+        };
+        for d in &mut self.ks.dbs {
+            d.main.grow_budget = room;
+            d.expires.grow_budget = room;
+        }
         let g = &mut self.memg;
         g.own_base = crate::alloc::thread_used();
         g.last_total = total;
@@ -697,6 +706,14 @@ impl Shard {
         let limit = self.ks.mem.maxmemory;
         if limit == 0 {
             self.memg.evicting = false;
+            if self
+                .ks
+                .dbs
+                .first()
+                .is_some_and(|d| d.main.grow_budget != usize::MAX)
+            {
+                self.mem_read();
+            }
             return;
         }
         // Other shards read this when they have nothing to evict
