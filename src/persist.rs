@@ -51,6 +51,9 @@ pub struct LoadItem {
     pub key: Vec<u8>,
     pub value: Value,
     pub expire_ms: Option<u64>,
+    /// The file's access hints (RDB IDLE / FREQ opcodes).
+    pub idle_secs: Option<u64>,
+    pub freq: Option<u8>,
 }
 
 /// Persistence state shared by the shards and the writer thread.
@@ -663,6 +666,8 @@ pub fn load_file(
             key: e.key,
             value: e.value,
             expire_ms: e.expire_ms,
+            idle_secs: e.idle_secs,
+            freq: e.freq,
         });
         loaded += 1;
         if batches[s].len() >= 1024 {

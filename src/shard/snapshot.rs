@@ -421,9 +421,21 @@ impl Shard {
             match rx.try_recv() {
                 Ok(batch) => {
                     for it in batch {
+                        let (db, hints) = (it.db, (it.idle_secs, it.freq));
+                        let key = (hints != (None, None)).then(|| it.key.clone());
                         if !self.ks.load_insert(it.db, it.key, it.value, it.expire_ms) {
                             crate::log::warn("RDB has duplicated keys: refusing to start");
                             std::process::exit(1);
+                        }
+                        // Access hints, each under its kind of policy (as
+                        // Redis applies them on load).
+                        if let Some(k) = key {
+                            if let Some(s) = hints.0 {
+                                self.ks.set_idle(db, &k, s);
+                            }
+                            if let Some(f) = hints.1 {
+                                self.ks.set_freq(db, &k, f as u32);
+                            }
                         }
                     }
                 }

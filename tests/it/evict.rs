@@ -467,3 +467,33 @@ fn eviction_publishes_evicted_and_breaks_watch() {
     );
     assert!(text.contains("e:0"), "e:0's eviction was not published");
 }
+
+#[test]
+fn rdb_idle_hints_from_redis_are_applied_on_load() {
+    let dir = std::env::temp_dir().join(format!("ringkv-evict-rdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let Some(redis) = Server::redis_with(&["--dir", d, "--maxmemory-policy", "allkeys-lru"]) else {
+        return;
+    };
+    let mut r = Pipe::connect(redis.port());
+    r.one(&["SET", "fresh", "v"]);
+    // Redis saves IDLE opcodes under an LRU policy.
+    let script =
+        "redis.call('restore', 'old', 0, redis.call('dump', 'fresh'), 'IDLETIME', 5000) return 1";
+    assert_eq!(r.one(&["EVAL", script, "0"]), ":1\r\n");
+    assert_eq!(r.one(&["SAVE"]), "+OK\r\n");
+    drop(r);
+    drop(redis);
+    let s = Server::ringkv_in_dir(2, &dir, &["--maxmemory-policy", "allkeys-lru"]);
+    let mut p = Pipe::connect(s.port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.one(&["PING"]) != "+PONG\r\n" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle = p.int(&["OBJECT", "IDLETIME", "old"]);
+    assert!((5000..5010).contains(&idle), "old: idle {idle}");
+    assert!(p.int(&["OBJECT", "IDLETIME", "fresh"]) < 5000);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
