@@ -445,12 +445,9 @@ impl Keyspace {
                 // rarely).
                 let now = self.score(e.db, &e.key, meta);
                 if now < e.score {
+                    // Back in at its place; the next pop takes the best.
                     self.pool_insert(PoolEntry { score: now, ..e });
-                    if self.evictor.pool.last().is_some_and(|b| b.score > now) {
-                        continue;
-                    }
-                    let e = self.evictor.pool.pop().expect("just inserted");
-                    return Some((e.db, e.key));
+                    continue;
                 }
                 return Some((e.db, e.key));
             }
@@ -669,13 +666,17 @@ impl Shard {
                 continue;
             }
             total += n;
-            if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
-                self.post(to, |sh| {
-                    sh.memg.evicting = true;
-                });
-            }
+            self.ask(to);
         }
         total
+    }
+
+    /// Asks shard `to` to evict its share on its next loop turn, unless a
+    /// request is already in flight (its flag drops when the share is done).
+    fn ask(&mut self, to: usize) {
+        if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
+            self.post(to, |sh| sh.memg.evicting = true);
+        }
     }
 
     /// This shard has nothing left to evict: ask the shard with the most
@@ -687,11 +688,7 @@ impl Shard {
             .max();
         match best {
             Some((n, to)) if n > 0 => {
-                if !self.g.evict_asked[to].swap(true, Ordering::AcqRel) {
-                    self.post(to, |sh| {
-                        sh.memg.evicting = true;
-                    });
-                }
+                self.ask(to);
                 MemState::Running
             }
             _ => MemState::Fail,

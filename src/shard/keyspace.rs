@@ -287,28 +287,25 @@ impl Keyspace {
     /// records the access (LRU/LFU).
     #[inline]
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
-        self.expire_if_needed(db, key);
-        let st = self.stamp();
-        match self.dbs[db].main.get_touch(key, |m| st.touch(m)) {
-            Some(v) => {
-                self.stats.keyspace_hits += 1;
-                Some(&*v)
-            }
-            None => {
-                self.stats.keyspace_misses += 1;
-                if self.notify_flags & crate::notify::KEY_MISS != 0 {
-                    self.events.push((db, "keymiss", key.to_vec()));
-                }
-                None
-            }
-        }
+        self.lookup(db, key, true)
     }
 
     /// [`Keyspace::get`] without recording an access (OBJECT, TYPE, TTL:
     /// Redis's LOOKUP_NOTOUCH); hits and misses still count.
     pub fn get_notouch(&mut self, db: usize, key: &[u8]) -> Option<&Value> {
+        self.lookup(db, key, false)
+    }
+
+    #[inline]
+    fn lookup(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&Value> {
         self.expire_if_needed(db, key);
-        match self.dbs[db].main.get(key) {
+        let st = touch.then(|| self.stamp());
+        let main = &mut self.dbs[db].main;
+        let found = match st {
+            Some(st) => main.get_touch(key, |m| st.touch(m)).map(|v| &*v),
+            None => main.get(key),
+        };
+        match found {
             Some(v) => {
                 self.stats.keyspace_hits += 1;
                 Some(v)

@@ -25,7 +25,7 @@
 //! * `RINGKV_DIFF_PIPE_SEEDS=N` runs N seeds per configuration instead of
 //!   the default (longer local bug hunts).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -340,51 +340,7 @@ fn encode(args: &Args) -> Vec<u8> {
     resp_cmd(&args.iter().map(|a| a.as_slice()).collect::<Vec<_>>())
 }
 
-/// Reads one whole RESP2/RESP3 reply strictly; Err on anything malformed.
-fn read_reply(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> Result<(), String> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line)
-        .map_err(|e| format!("read: {e}"))?;
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(format!("bad line {:?}", String::from_utf8_lossy(&line)));
-    }
-    let body = &line[1..line.len() - 2];
-    if body.contains(&b'\r') || body.contains(&b'\n') {
-        return Err(format!("CR/LF inside {:?}", String::from_utf8_lossy(&line)));
-    }
-    out.extend_from_slice(&line);
-    let num = || -> Result<i64, String> {
-        std::str::from_utf8(body)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad length {:?}", String::from_utf8_lossy(body)))
-    };
-    match line[0] {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(()),
-        b'$' | b'=' | b'!' => {
-            let n = num()?;
-            if n < 0 {
-                return Ok(());
-            }
-            let mut data = vec![0u8; n as usize + 2];
-            r.read_exact(&mut data).map_err(|e| format!("read: {e}"))?;
-            if !data.ends_with(b"\r\n") {
-                return Err("bulk without CRLF".into());
-            }
-            out.extend_from_slice(&data);
-            Ok(())
-        }
-        b'*' | b'~' | b'>' | b'%' => {
-            let n = num()?;
-            let n = if line[0] == b'%' { n * 2 } else { n };
-            for _ in 0..n.max(0) {
-                read_reply(r, out)?;
-            }
-            Ok(())
-        }
-        t => Err(format!("unknown reply type {:?}", t as char)),
-    }
-}
+use crate::common::read_one_reply as read_reply;
 
 struct Client {
     w: TcpStream,

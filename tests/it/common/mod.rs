@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionLike, Value};
 
 mod pipe;
-pub use pipe::Pipe;
+pub use pipe::{read_one_reply, Pipe};
 
 /// Shard counts every shard-sensitive test is run with.
 pub const SHARD_COUNTS: [usize; 2] = [1, 2];

@@ -5,16 +5,20 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// Reads one whole RESP2/RESP3 reply into `out`; Err on anything malformed.
-fn read_one_reply(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> Result<(), String> {
+/// Reads one whole RESP2/RESP3 reply into `out` strictly (CR/LF inside a
+/// line, a bulk without its CRLF, a bad length: Err).
+pub fn read_one_reply(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> Result<(), String> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line)
         .map_err(|e| format!("read: {e}"))?;
     if line.len() < 3 || !line.ends_with(b"\r\n") {
         return Err(format!("bad line {:?}", String::from_utf8_lossy(&line)));
     }
-    out.extend_from_slice(&line);
     let body = &line[1..line.len() - 2];
+    if body.contains(&b'\r') || body.contains(&b'\n') {
+        return Err(format!("CR/LF inside {:?}", String::from_utf8_lossy(&line)));
+    }
+    out.extend_from_slice(&line);
     let num = || -> Result<i64, String> {
         std::str::from_utf8(body)
             .ok()
@@ -30,6 +34,9 @@ fn read_one_reply(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> Result<(),
             }
             let mut data = vec![0u8; n as usize + 2];
             r.read_exact(&mut data).map_err(|e| format!("read: {e}"))?;
+            if !data.ends_with(b"\r\n") {
+                return Err("bulk without CRLF".into());
+            }
             out.extend_from_slice(&data);
             Ok(())
         }
